@@ -1,0 +1,531 @@
+"""Typed platform configuration, read once from ``config/``.
+
+``config/platform.yaml`` describes the accounts, network, Studio and checks;
+``config/projects/<name>.yaml`` describes one team's project each. Every model
+forbids unknown keys, so a typo is an error instead of a silently ignored
+setting. :func:`load_config` turns any problem into one :class:`ConfigError`
+line that names the file, the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ROLES = ("governance", "dev", "staging", "prod")
+WORKLOAD_ROLES = ("dev", "staging", "prod")
+SERVING_STAGES = ("staging", "prod")
+
+Role = Literal["governance", "dev", "staging", "prod"]
+WorkloadRole = Literal["dev", "staging", "prod"]
+Persona = Literal["data_scientist", "lead"]
+NagPack = Literal["AwsSolutions", "NIST.800-53.R5", "HIPAA.Security", "PCI.DSS.321", "Serverless"]
+
+AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")]
+# Short enough that "<prefix>-<project>-<stage>-<suffix>" stays inside the
+# 63/64-character limits of SageMaker, S3 and IAM names.
+PlatformPrefix = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,9}$")]
+ProjectName = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", min_length=2, max_length=20)
+]
+UserName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=32)]
+InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
+FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")]
+
+# Fields whose pattern error should read as a sentence rather than a regex.
+_PATTERN_HINTS = {
+    "AccountId": "a 12-digit AWS account id such as '111111111111'",
+    "Region": "an AWS region such as 'eu-west-1'",
+    "PlatformPrefix": "2-10 characters: lowercase letters and digits, starting with a letter",
+    "ProjectName": (
+        "2-20 characters: lowercase letters, digits and single hyphens, starting with a "
+        "letter and not ending with a hyphen (it becomes part of AWS resource names)"
+    ),
+    "UserName": "1-32 characters: lowercase letters, digits and single hyphens",
+    "InstanceType": "a SageMaker instance type such as 'ml.m5.xlarge'",
+    "FeatureName": "letters, digits, '-' or '_', up to 64 characters, starting with a letter or digit",
+}
+_HINT_BY_PATTERN = {
+    get_args(alias)[1].pattern: hint
+    for alias, hint in (
+        (AccountId, _PATTERN_HINTS["AccountId"]),
+        (Region, _PATTERN_HINTS["Region"]),
+        (PlatformPrefix, _PATTERN_HINTS["PlatformPrefix"]),
+        (ProjectName, _PATTERN_HINTS["ProjectName"]),
+        (UserName, _PATTERN_HINTS["UserName"]),
+        (InstanceType, _PATTERN_HINTS["InstanceType"]),
+        (FeatureName, _PATTERN_HINTS["FeatureName"]),
+    )
+}
+
+
+class ConfigError(Exception):
+    """One human-readable configuration problem: file, field and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- platform
+
+
+class Account(_Strict):
+    """Where one account role lives."""
+
+    id: AccountId
+    region: Region
+
+
+class Accounts(_Strict):
+    """The four account roles. Give all four the same id for single-account mode."""
+
+    governance: Account
+    dev: Account
+    staging: Account
+    prod: Account
+
+    def of(self, role: str) -> Account:
+        return getattr(self, role)
+
+
+class Network(_Strict):
+    """One VPC per workload account role. Defaults: 2 AZs, no NAT (VPC endpoints only)."""
+
+    vpc_cidrs: dict[WorkloadRole, ipaddress.IPv4Network]
+    max_azs: int = Field(default=2, ge=1, le=3)
+    nat_gateways: int = Field(default=0, ge=0, le=3)
+    flow_log_retention_days: Literal[90, 180, 365, 731, 1827, 3653] = 365
+
+    @field_validator("vpc_cidrs")
+    @classmethod
+    def _cidrs(cls, cidrs: dict[str, ipaddress.IPv4Network]) -> dict[str, ipaddress.IPv4Network]:
+        missing = [r for r in WORKLOAD_ROLES if r not in cidrs]
+        if missing:
+            raise ValueError(f"needs a CIDR for every workload role; missing: {', '.join(missing)}")
+        for role, net in cidrs.items():
+            if not 16 <= net.prefixlen <= 22:
+                raise ValueError(f"{role}: {net} must be between /16 and /22 to fit the subnets")
+        roles = list(cidrs)
+        for i, a in enumerate(roles):
+            for b in roles[i + 1 :]:
+                if cidrs[a].overlaps(cidrs[b]):
+                    raise ValueError(
+                        f"{a} {cidrs[a]} overlaps {b} {cidrs[b]}; give each role its own range"
+                    )
+        return cidrs
+
+
+class Studio(_Strict):
+    """SageMaker Studio domains. Default: one IAM-auth domain in dev only."""
+
+    accounts: list[WorkloadRole] = Field(default_factory=lambda: ["dev"])
+    auth_mode: Literal["IAM", "SSO"] = "IAM"
+    idle_timeout_minutes: int = Field(default=120, ge=60, le=525600)
+
+    @field_validator("accounts")
+    @classmethod
+    def _unique(cls, accounts: list[str]) -> list[str]:
+        if len(set(accounts)) != len(accounts):
+            raise ValueError("lists a role twice")
+        return accounts
+
+
+class Nag(_Strict):
+    """cdk-nag rule packs that run on every synth and fail it. Default: AwsSolutions + NIST 800-53 rev 5."""
+
+    packs: list[NagPack] = Field(default_factory=lambda: ["AwsSolutions", "NIST.800-53.R5"])
+
+
+class PlatformSettings(_Strict):
+    """Contents of ``config/platform.yaml``."""
+
+    prefix: PlatformPrefix = "mlops"
+    accounts: Accounts
+    network: Network
+    studio: Studio = Studio()
+    nag: Nag = Nag()
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _same_region(self) -> PlatformSettings:
+        gov = self.accounts.governance.region
+        for role in WORKLOAD_ROLES:
+            if self.accounts.of(role).region != gov:
+                raise ValueError(
+                    f"accounts.{role}.region is {self.accounts.of(role).region} but governance is "
+                    f"{gov}: SageMaker creates models only from model packages in the same region, "
+                    "so every role must use the governance region"
+                )
+        return self
+
+    @property
+    def single_account(self) -> bool:
+        return len({self.accounts.of(r).id for r in ROLES}) == 1
+
+
+# --------------------------------------------------------------------------- project
+
+
+class Member(_Strict):
+    """A person on the project; gets a Studio user profile in every Studio account."""
+
+    user: UserName
+    persona: Persona = "data_scientist"
+    sso_user: str | None = Field(default=None, description="IAM Identity Center user name (SSO auth)")
+
+
+RESERVED_FEATURE_NAMES = ("is_deleted", "write_time", "api_invocation_time")
+
+
+class Feature(_Strict):
+    name: FeatureName
+    type: Literal["Integral", "Fractional", "String"]
+
+
+class OnlineStore(_Strict):
+    """Online store; default on, records expire after ``ttl_days`` (none if unset)."""
+
+    enabled: bool = True
+    ttl_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class OfflineStore(_Strict):
+    """Offline store in the dev artifacts bucket, Iceberg table in the Glue catalog. Default on."""
+
+    enabled: bool = True
+
+
+class FeatureGroup(_Strict):
+    name: FeatureName
+    description: str = ""
+    record_identifier: FeatureName
+    event_time: FeatureName
+    features: list[Feature] = Field(min_length=2, max_length=2500)
+    online_store: OnlineStore = OnlineStore()
+    offline_store: OfflineStore = OfflineStore()
+    throughput: Literal["OnDemand", "Provisioned"] = "OnDemand"
+
+    @model_validator(mode="after")
+    def _features(self) -> FeatureGroup:
+        names = [f.name for f in self.features]
+        for name in names:
+            if name.lower() in RESERVED_FEATURE_NAMES:
+                raise ValueError(
+                    f"feature '{name}' uses a reserved name; not allowed: {', '.join(RESERVED_FEATURE_NAMES)}"
+                )
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feature names must be unique; repeated: {', '.join(dupes)}")
+        for field, name in (("record_identifier", self.record_identifier), ("event_time", self.event_time)):
+            if name not in names:
+                raise ValueError(f"{field} '{name}' is not one of the features ({', '.join(names)})")
+        event_type = next(f.type for f in self.features if f.name == self.event_time)
+        if event_type not in ("Fractional", "String"):
+            raise ValueError(f"event_time feature '{self.event_time}' must be Fractional or String, not {event_type}")
+        if not (self.online_store.enabled or self.offline_store.enabled):
+            raise ValueError("enable at least one of online_store and offline_store")
+        return self
+
+
+class Features(_Strict):
+    feature_groups: list[FeatureGroup] = Field(default_factory=list)
+
+    @field_validator("feature_groups")
+    @classmethod
+    def _unique(cls, groups: list[FeatureGroup]) -> list[FeatureGroup]:
+        names = [g.name for g in groups]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feature group names must be unique; repeated: {', '.join(dupes)}")
+        return groups
+
+
+class Spot(_Strict):
+    """Managed spot training with checkpointing. Default off."""
+
+    enabled: bool = False
+    max_wait_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
+
+
+class Pipeline(_Strict):
+    """The project's SageMaker Pipeline (preprocess, train, evaluate, register). Default on, CPU instances."""
+
+    enabled: bool = True
+    template: Literal["tabular"] = "tabular"
+    input_data_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.\-]{3,63}(/.*)?$")
+    processing_instance_type: InstanceType = "ml.m5.xlarge"
+    training_instance_type: InstanceType = "ml.m5.xlarge"
+    training_instance_count: int = Field(default=1, ge=1, le=100)
+    max_runtime_minutes: int = Field(default=60, ge=1, le=28 * 24 * 60)
+    spot: Spot = Spot()
+    hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
+    retrain_schedule: str | None = Field(default=None, pattern=r"^(rate|cron)\(.+\)$")
+
+    @model_validator(mode="after")
+    def _spot_wait(self) -> Pipeline:
+        if self.spot.enabled and self.spot.max_wait_minutes < self.max_runtime_minutes:
+            raise ValueError(
+                f"spot.max_wait_minutes ({self.spot.max_wait_minutes}) must be at least "
+                f"max_runtime_minutes ({self.max_runtime_minutes})"
+            )
+        return self
+
+
+Evidence = Literal["evaluation_report", "data_quality_baseline"]
+
+
+class Approval(_Strict):
+    """Who may approve a model version and what it must show.
+
+    ``approvers`` are member user names with the ``lead`` persona, or IAM role ARNs.
+    Defaults: the registrant may not approve their own version; both the
+    evaluation report and the data-quality baseline must be attached.
+    """
+
+    approvers: list[str] = Field(min_length=1)
+    primary_metric: str = "auc"
+    metric_thresholds: dict[str, float] = Field(default_factory=lambda: {"auc": 0.7})
+    required_evidence: list[Evidence] = Field(
+        default_factory=lambda: ["evaluation_report", "data_quality_baseline"]
+    )
+    allow_self_approval: bool = False
+
+    @model_validator(mode="after")
+    def _primary(self) -> Approval:
+        if self.primary_metric not in self.metric_thresholds:
+            raise ValueError(
+                f"primary_metric '{self.primary_metric}' needs a threshold in metric_thresholds "
+                f"(has: {', '.join(self.metric_thresholds) or 'none'})"
+            )
+        return self
+
+
+class StageServing(_Strict):
+    """Serving in one stage. Filled in by the serving stack; default on."""
+
+    enabled: bool = True
+
+
+class Serving(_Strict):
+    staging: StageServing = StageServing()
+    prod: StageServing = StageServing()
+
+
+class Monitoring(_Strict):
+    """Model Monitor in prod. Default off: the service is closed to new accounts."""
+
+    enabled: bool = False
+
+
+class Training(_Strict):
+    """Use of the shared FSx + Trainium training cluster. Default off."""
+
+    use_cluster: bool = False
+
+
+class ProjectSettings(_Strict):
+    """Contents of one ``config/projects/<name>.yaml``."""
+
+    name: ProjectName
+    description: str = ""
+    owners: list[str] = Field(min_length=1)
+    members: list[Member] = Field(default_factory=list)
+    approval: Approval
+    features: Features = Features()
+    pipeline: Pipeline = Pipeline()
+    serving: Serving = Serving()
+    monitoring: Monitoring = Monitoring()
+    training: Training = Training()
+
+    @field_validator("owners")
+    @classmethod
+    def _emails(cls, owners: list[str]) -> list[str]:
+        for owner in owners:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", owner):
+                raise ValueError(f"'{owner}' is not an email address")
+        return owners
+
+    @model_validator(mode="after")
+    def _people(self) -> ProjectSettings:
+        users = [m.user for m in self.members]
+        dupes = sorted({u for u in users if users.count(u) > 1})
+        if dupes:
+            raise ValueError(f"members lists a user twice: {', '.join(dupes)}")
+        leads = {m.user for m in self.members if m.persona == "lead"}
+        for approver in self.approval.approvers:
+            if approver.startswith("arn:"):
+                if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", approver):
+                    raise ValueError(f"approval.approvers: '{approver}' is not an IAM role ARN")
+            elif approver not in leads:
+                raise ValueError(
+                    f"approval.approvers: '{approver}' must be a member with persona 'lead' "
+                    f"(leads: {', '.join(sorted(leads)) or 'none'}) or an IAM role ARN"
+                )
+        return self
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class PlatformConfig(BaseModel):
+    """The whole configuration: platform settings plus every project, by name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: PlatformSettings
+    projects: dict[str, ProjectSettings]
+    sources: dict[str, str] = Field(default_factory=dict, description="project name -> file")
+
+
+def load_config(config_dir: Path) -> PlatformConfig:
+    """Read and validate ``platform.yaml`` and ``projects/*.yaml`` under ``config_dir``.
+
+    Raises :class:`ConfigError` with one line describing the first problem.
+    """
+    config_dir = Path(config_dir)
+    platform_file = config_dir / "platform.yaml"
+    platform = _parse(platform_file, PlatformSettings)
+    projects: dict[str, ProjectSettings] = {}
+    sources: dict[str, str] = {}
+    for path in sorted((config_dir / "projects").glob("*.y*ml")):
+        project = _parse(path, ProjectSettings)
+        if project.name in projects:
+            raise ConfigError(
+                f"{_show(path)}: name: project '{project.name}' is already defined in "
+                f"{sources[project.name]}; project names must be unique"
+            )
+        if platform.studio.auth_mode == "SSO":
+            for i, member in enumerate(project.members):
+                if not member.sso_user:
+                    raise ConfigError(
+                        f"{_show(path)}: members[{i}].sso_user: required because "
+                        f"platform.yaml studio.auth_mode is SSO"
+                    )
+        projects[project.name] = project
+        sources[project.name] = _show(path)
+    return PlatformConfig(platform=platform, projects=projects, sources=sources)
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _parse(path: Path, model: type[BaseModel]) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{_show(path)}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{_show(path)}: not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{_show(path)}: must be a mapping of settings, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_describe(path, model, err)) from None
+
+
+def _describe(path: Path, model: type[BaseModel], err: ValidationError) -> str:
+    errors = err.errors(include_url=False)
+    first = errors[0]
+    loc = tuple(first["loc"])
+    field = _dotted(loc) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        message = f"unknown field; allowed: {', '.join(allowed)}{hint}"
+    elif kind == "missing":
+        message = "required field is missing"
+    elif kind == "string_pattern_mismatch":
+        pattern = first.get("ctx", {}).get("pattern", "")
+        message = f"{first['input']!r} is not {_HINT_BY_PATTERN.get(pattern, 'valid (pattern ' + pattern + ')')}"
+    elif kind == "value_error":
+        message = str(first["ctx"]["error"])
+    else:
+        message = f"{first['msg']}, got {first.get('input')!r}"
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in this file)" if len(errors) > 1 else ""
+    return f"{_show(path)}: {field}: {message}{more}"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after",) or str(part).startswith(("function-", "literal[")):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model found by walking ``loc`` from ``model``."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        current = _inner_model(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (list, dict, tuple) or get_origin(annotation) is not None:
+        for arg in get_args(annotation):
+            found = _inner_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mlops_platform.config [CONFIG_DIR]``: validate and print a one-line summary."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    config_dir = Path(args[0]) if args else Path("config")
+    try:
+        config = load_config(config_dir)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    mode = "single-account" if config.platform.single_account else "multi-account"
+    print(f"config ok: {mode}, projects: {', '.join(config.projects) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""The one place that derives names and ARNs both sides of an account boundary use.
+
+CDK cannot pass constructs between accounts, so the governance registry policy,
+the dev pipeline role and the staging/prod model roles all call these functions
+with the same config and therefore agree. Every name carries the platform prefix,
+and project- and stage-scoped names carry those too, so two projects and four
+stages in one account never collide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlops_platform.config import PlatformSettings
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Names for one platform (``prefix``) across its four account roles."""
+
+    platform: PlatformSettings
+
+    @property
+    def prefix(self) -> str:
+        return self.platform.prefix
+
+    def account(self, role: str) -> str:
+        return self.platform.accounts.of(role).id
+
+    def region(self, role: str) -> str:
+        return self.platform.accounts.of(role).region
+
+    # ------------------------------------------------------------------ stacks
+    def stack_name(self, role: str, part: str, project: str | None = None) -> str:
+        """CloudFormation stack name, e.g. ``mlops-dev-churn-build``."""
+        middle = f"-{project}" if project else ""
+        return f"{self.prefix}-{role}{middle}-{part}"
+
+    # ------------------------------------------------------------------ account level
+    def artifacts_bucket(self, role: str) -> str:
+        """Per-account artifacts bucket; account and region make it globally unique."""
+        return f"{self.prefix}-{role}-artifacts-{self.account(role)}-{self.region(role)}"
+
+    def access_logs_bucket(self, role: str) -> str:
+        return f"{self.prefix}-{role}-access-logs-{self.account(role)}-{self.region(role)}"
+
+    def key_alias(self, role: str) -> str:
+        """Alias of the account role's platform KMS key (``alias/mlops/dev``)."""
+        return f"alias/{self.prefix}/{role}"
+
+    def key_arn_pattern(self, role: str) -> str:
+        """Key ARNs of the role's account; narrow it with a ``kms:ResourceAliases`` condition."""
+        return f"arn:aws:kms:{self.region(role)}:{self.account(role)}:key/*"
+
+    def bucket_arn(self, role: str) -> str:
+        return f"arn:aws:s3:::{self.artifacts_bucket(role)}"
+
+    # ------------------------------------------------------------------ project level
+    def model_package_group(self, project: str) -> str:
+        return f"{self.prefix}-{project}"
+
+    def model_package_group_arn(self, project: str) -> str:
+        return (
+            f"arn:aws:sagemaker:{self.region('governance')}:{self.account('governance')}:"
+            f"model-package-group/{self.model_package_group(project)}"
+        )
+
+    def model_package_arns(self, project: str) -> str:
+        """Every version in the project's group (``model-package/<group>/<n>``)."""
+        return (
+            f"arn:aws:sagemaker:{self.region('governance')}:{self.account('governance')}:"
+            f"model-package/{self.model_package_group(project)}/*"
+        )
+
+    def project_prefix(self, project: str) -> str:
+        """S3 key prefix that holds one project's objects in an artifacts bucket."""
+        return f"projects/{project}"
+
+    def role_name(self, project: str, role: str, purpose: str) -> str:
+        """IAM role name scoped to project and account role, e.g. ``mlops-churn-dev-pipeline``."""
+        name = f"{self.prefix}-{project}-{role}-{purpose}"
+        if len(name) > 64:
+            raise ValueError(f"IAM role name {name!r} is longer than 64 characters")
+        return name
+
+    def role_arn(self, project: str, role: str, purpose: str) -> str:
+        return f"arn:aws:iam::{self.account(role)}:role/{self.role_name(project, role, purpose)}"
+
+    def pipeline_role_arn(self, project: str) -> str:
+        return self.role_arn(project, "dev", "pipeline")
+
+    def model_role_arn(self, project: str, stage: str) -> str:
+        """Execution role of the SageMaker models a serving stage creates."""
+        return self.role_arn(project, stage, "model")
+
+    def pipeline_name(self, project: str) -> str:
+        return f"{self.prefix}-{project}"
+
+    def endpoint_name(self, project: str, stage: str) -> str:
+        return f"{self.prefix}-{project}-{stage}"
+
+    def feature_group_name(self, project: str, group: str) -> str:
+        return f"{self.prefix}-{project}-{group}"
+
+    def studio_domain_name(self, role: str) -> str:
+        return f"{self.prefix}-{role}"
+
+    def user_profile_name(self, project: str, user: str) -> str:
+        return f"{project}-{user}"

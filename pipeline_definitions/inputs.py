@@ -1,0 +1,265 @@
+"""Everything the tabular pipeline definition depends on, as one frozen, hashable value.
+
+``PipelineInputs`` holds only primitives and tuples, so it hashes, compares and
+serialises canonically (``to_json``); ``cache.definition_for`` keys on that JSON.
+All names, ARNs and URIs must be literal strings: the SageMaker SDK would try
+to resolve CDK tokens through AWS calls. Substitute tokens into the JSON after
+the build if you need them.
+
+Defaults: ``s3_prefix="pipelines"``; input data at
+``s3://<bucket>/<s3_prefix>/<pipeline_name>/input/``; ``ml.m5.xlarge`` for
+processing and training, one training instance; no spot (``max_run_seconds``
+3600, ``max_wait_seconds`` 7200 when spot is on); no FSx, no VPC, no KMS key;
+metric ``auc`` >= 0.7; GradientBoosting hyperparameters
+``n-estimators=100, max-depth=3, learning-rate=0.1``; scikit-learn framework
+``1.2-1``; PyTorch Neuron framework ``1.11.0`` for Trainium instance types.
+
+This module imports nothing from the SageMaker SDK (it is cheap to import).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+
+TRAINIUM_PREFIXES = ("ml.trn1.", "ml.trn1n.", "ml.trn2.")
+METRIC_NAMES = ("auc", "accuracy", "precision", "recall", "f1")
+
+# Instance families with local NVMe instance storage. SageMaker rejects a
+# VolumeKmsKeyId for them (their local volumes are hardware-encrypted instead).
+_INSTANCE_STORAGE_FAMILIES = frozenset(
+    {
+        "c5d", "c5ad", "c6id", "g4dn", "g5", "g6", "g6e", "m5d", "m5dn", "m6id",
+        "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "r5d", "r5dn", "r6id",
+        "trn1", "trn1n", "trn2",
+    }
+)
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_GROUP_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
+    r"model-package-group/(?P<name>[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})$"
+)
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
+_FSX_ID = re.compile(r"^fs-[0-9a-f]{8,17}$")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[\w/-]+$")
+
+DEFAULT_HYPERPARAMETERS = (("learning-rate", "0.1"), ("max-depth", "3"), ("n-estimators", "100"))
+
+
+def instance_family(instance_type: str) -> str:
+    """``ml.trn1.32xlarge`` -> ``trn1``."""
+    parts = instance_type.split(".")
+    return parts[1] if len(parts) == 3 else ""
+
+
+def has_instance_storage(instance_type: str) -> bool:
+    """True for instance types whose volumes cannot take a KMS key (local NVMe)."""
+    return instance_family(instance_type) in _INSTANCE_STORAGE_FAMILIES
+
+
+def is_trainium(instance_type: str) -> bool:
+    return instance_type.startswith(TRAINIUM_PREFIXES)
+
+
+@dataclass(frozen=True)
+class PipelineInputs:
+    """Inputs of ``tabular.build_definition``; invalid combinations raise ValueError."""
+
+    pipeline_name: str
+    region: str
+    role_arn: str
+    bucket: str
+    model_package_group_arn: str
+    # S3 URIs of the step code, uploaded by the caller (CDK assets). Processing
+    # scripts are single .py files; training code is a sourcedir .tar.gz with
+    # train.py at its root (see sources.build_train_source_tarball).
+    preprocess_code_uri: str
+    train_code_uri: str
+    evaluate_code_uri: str
+    s3_prefix: str = "pipelines"
+    input_data_uri: str = ""  # "" -> s3://<bucket>/<s3_prefix>/<pipeline_name>/input/
+    processing_instance_type: str = "ml.m5.xlarge"
+    training_instance_type: str = "ml.m5.xlarge"
+    training_instance_count: int = 1
+    training_volume_size_gb: int = 30
+    use_spot: bool = False
+    max_run_seconds: int = 3600
+    max_wait_seconds: int = 7200
+    fsx_file_system_id: str | None = None
+    fsx_directory_path: str | None = None  # "/<mountName>/path"
+    fsx_access_mode: str = "ro"
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    kms_key_arn: str | None = None
+    metric_name: str = "auc"
+    metric_threshold: float = 0.7
+    hyperparameters: tuple[tuple[str, str], ...] = DEFAULT_HYPERPARAMETERS
+    sklearn_framework_version: str = "1.2-1"
+    neuron_framework_version: str = "1.11.0"
+    # Pins the training image instead of the SDK lookup (e.g. a newer Neuron DLC).
+    training_image_uri: str | None = None
+    target_column: str = "churn"
+    inference_instance_types: tuple[str, ...] = ("ml.m5.large", "ml.m5.xlarge")
+    transform_instance_types: tuple[str, ...] = ("ml.m5.xlarge",)
+    tags: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        # Normalise collection fields so equal inputs hash and serialise equally
+        # whether callers pass lists, dicts or tuples.
+        object.__setattr__(self, "subnet_ids", tuple(self.subnet_ids))
+        object.__setattr__(self, "security_group_ids", tuple(self.security_group_ids))
+        object.__setattr__(self, "inference_instance_types", tuple(self.inference_instance_types))
+        object.__setattr__(self, "transform_instance_types", tuple(self.transform_instance_types))
+        object.__setattr__(self, "hyperparameters", _pairs(self.hyperparameters, "hyperparameters"))
+        object.__setattr__(self, "tags", _pairs(self.tags, "tags"))
+        object.__setattr__(self, "s3_prefix", self.s3_prefix.strip("/"))
+        self._validate()
+
+    # -- validation ---------------------------------------------------------
+
+    def _validate(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(f"PipelineInputs: {message}")
+
+        need(bool(_PIPELINE_NAME.match(self.pipeline_name)),
+             f"pipeline_name {self.pipeline_name!r} must be letters, digits and hyphens")
+        need(bool(_REGION.match(self.region)), f"region {self.region!r} is not a region name")
+        need(bool(_ROLE_ARN.match(self.role_arn)),
+             f"role_arn must be a literal IAM role ARN, got {self.role_arn!r}")
+        need(bool(_BUCKET.match(self.bucket)),
+             f"bucket must be a literal S3 bucket name, got {self.bucket!r}")
+        group = _GROUP_ARN.match(self.model_package_group_arn)
+        need(group is not None,
+             "model_package_group_arn must look like arn:aws:sagemaker:<region>:<account>:"
+             f"model-package-group/<name>, got {self.model_package_group_arn!r}")
+        # CreateModelPackage is regional: the registry group must be in the pipeline's region.
+        need(group.group("region") == self.region,
+             f"model_package_group_arn is in {group.group('region')} but the pipeline runs in "
+             f"{self.region}; the registry group must be in the same region")
+        for name in ("preprocess_code_uri", "train_code_uri", "evaluate_code_uri"):
+            value = getattr(self, name)
+            need(value.startswith("s3://") and len(value) > 5,
+                 f"{name} must be a literal s3:// URI, got {value!r}")
+        need(self.preprocess_code_uri.endswith(".py") and self.evaluate_code_uri.endswith(".py"),
+             "preprocess_code_uri and evaluate_code_uri must point at .py files")
+        need(self.train_code_uri.endswith(".tar.gz"),
+             "train_code_uri must point at a sourcedir .tar.gz (train.py at its root), "
+             f"got {self.train_code_uri!r}")
+        need(self.input_data_uri == "" or self.input_data_uri.startswith("s3://"),
+             f"input_data_uri must be an s3:// URI, got {self.input_data_uri!r}")
+        for name in ("processing_instance_type", "training_instance_type"):
+            need(bool(_INSTANCE_TYPE.match(getattr(self, name))),
+                 f"{name} must look like ml.<family>.<size>, got {getattr(self, name)!r}")
+        for value in self.inference_instance_types + self.transform_instance_types:
+            need(bool(_INSTANCE_TYPE.match(value)), f"instance type {value!r} is not ml.<family>.<size>")
+        need(self.training_instance_count >= 1, "training_instance_count must be at least 1")
+        need(self.training_volume_size_gb >= 1, "training_volume_size_gb must be at least 1")
+        need(self.max_run_seconds > 0, "max_run_seconds must be positive")
+        if self.use_spot:
+            # SageMaker rejects spot jobs whose wait budget is below their run budget.
+            need(self.max_wait_seconds >= self.max_run_seconds,
+                 f"max_wait_seconds ({self.max_wait_seconds}) must be >= max_run_seconds "
+                 f"({self.max_run_seconds}) when use_spot is true")
+        for value in self.subnet_ids:
+            need(bool(_SUBNET.match(value)), f"subnet id {value!r} is not subnet-<hex>")
+        for value in self.security_group_ids:
+            need(bool(_SECURITY_GROUP.match(value)), f"security group id {value!r} is not sg-<hex>")
+        need(bool(self.subnet_ids) == bool(self.security_group_ids),
+             "subnet_ids and security_group_ids must be given together")
+        if self.fsx_file_system_id is not None or self.fsx_directory_path is not None:
+            need(self.fsx_file_system_id is not None and bool(_FSX_ID.match(self.fsx_file_system_id)),
+                 f"fsx_file_system_id must look like fs-<hex>, got {self.fsx_file_system_id!r}")
+            path = self.fsx_directory_path or ""
+            need(path.startswith("/") and len([p for p in path.split("/") if p]) >= 1,
+                 "fsx_directory_path must be '/<mountName>/<path>' (the file system's mount "
+                 f"name first), got {self.fsx_directory_path!r}")
+            # FSx for Lustre is only reachable from inside the VPC.
+            need(bool(self.subnet_ids) and bool(self.security_group_ids),
+                 "FSx input needs subnet_ids and security_group_ids (the training job must "
+                 "run in the file system's VPC)")
+            need(self.fsx_access_mode in ("ro", "rw"),
+                 f"fsx_access_mode must be 'ro' or 'rw', got {self.fsx_access_mode!r}")
+        need(self.kms_key_arn is None or bool(_KMS_KEY_ARN.match(self.kms_key_arn)),
+             f"kms_key_arn must be a literal KMS key ARN, got {self.kms_key_arn!r}")
+        need(self.metric_name in METRIC_NAMES,
+             f"metric_name must be one of {', '.join(METRIC_NAMES)}, got {self.metric_name!r}")
+        need(0.0 <= float(self.metric_threshold) <= 1.0,
+             f"metric_threshold must be within [0, 1], got {self.metric_threshold!r}")
+        need(bool(re.match(r"^\d+\.\d+-\d+$", self.sklearn_framework_version)),
+             f"sklearn_framework_version must look like 1.2-1, got {self.sklearn_framework_version!r}")
+        for key, _ in self.hyperparameters:
+            need(not key.startswith("sagemaker_"),
+                 f"hyperparameter {key!r} is reserved for the SageMaker training toolkit")
+
+    # -- derived values -----------------------------------------------------
+
+    @property
+    def artifacts_s3_uri(self) -> str:
+        """Root of everything this pipeline writes: s3://<bucket>/<prefix>/<pipeline_name>."""
+        parts = [p for p in (self.bucket, self.s3_prefix, self.pipeline_name) if p]
+        return "s3://" + "/".join(parts)
+
+    @property
+    def resolved_input_data_uri(self) -> str:
+        return self.input_data_uri or f"{self.artifacts_s3_uri}/input/"
+
+    @property
+    def checkpoint_s3_uri(self) -> str:
+        """Spot checkpoints; each execution writes under its own execution id below this."""
+        return f"{self.artifacts_s3_uri}/checkpoints"
+
+    @property
+    def model_package_group_name(self) -> str:
+        match = _GROUP_ARN.match(self.model_package_group_arn)
+        return match.group("name") if match else ""
+
+    @property
+    def registry_account(self) -> str:
+        match = _GROUP_ARN.match(self.model_package_group_arn)
+        return match.group("account") if match else ""
+
+    @property
+    def uses_trainium(self) -> bool:
+        return is_trainium(self.training_instance_type)
+
+    @property
+    def uses_fsx(self) -> bool:
+        return self.fsx_file_system_id is not None
+
+    @property
+    def uses_vpc(self) -> bool:
+        return bool(self.subnet_ids)
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no whitespace): equal inputs give equal text."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+def _pairs(value: Iterable | Mapping, name: str) -> tuple[tuple[str, str], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    pairs = []
+    for item in items:
+        if len(item) != 2:
+            raise ValueError(f"PipelineInputs: {name} must be (key, value) pairs, got {item!r}")
+        key, val = item
+        if isinstance(val, bool):
+            # Lower-case like JSON so "True"/"true" do not become two cache keys.
+            val = "true" if val else "false"
+        pairs.append((str(key), str(val)))
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"PipelineInputs: duplicate keys in {name}: {sorted(keys)}")
+    return tuple(sorted(pairs))

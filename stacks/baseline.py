@@ -1,0 +1,76 @@
+"""Account baseline: the platform key, the artifacts bucket and (for workload roles) the network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from mlops_platform.config import PlatformSettings
+from mlops_platform.naming import Naming
+from stacks.components.network import PrivateNetwork
+from stacks.components.storage import ArtifactsBucket, PlatformKey
+
+
+class BaselineStack(Stack):
+    """Stateful foundation of one account role; termination protection on, everything retained.
+
+    ``external_readers`` are (role ARN, key prefix) pairs from other accounts that
+    may read this account's artifacts (and decrypt them with its key). The
+    governance role gets no network: nothing there runs inside a VPC.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        role: str,
+        platform: PlatformSettings,
+        naming: Naming,
+        external_readers: Sequence[tuple[str, str]] = (),
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id, termination_protection=True, **kwargs)
+        self.role = role
+        self.key = PlatformKey(
+            self,
+            "Key",
+            alias=naming.key_alias(role),
+            description=f"{platform.prefix} {role}: artifacts, logs and SageMaker volumes",
+            external_readers=[arn for arn, _ in external_readers],
+        ).key
+        self.artifacts = ArtifactsBucket(
+            self,
+            "Artifacts",
+            bucket_name=naming.artifacts_bucket(role),
+            access_logs_bucket_name=naming.access_logs_bucket(role),
+            key=self.key,
+            external_readers=external_readers,
+        ).bucket
+        self.network: PrivateNetwork | None = None
+        if role != "governance":
+            self.network = PrivateNetwork(
+                self,
+                "Network",
+                cidr=str(platform.network.vpc_cidrs[role]),
+                max_azs=platform.network.max_azs,
+                nat_gateways=platform.network.nat_gateways,
+                key=self.key,
+                flow_log_retention=_RETENTION[platform.network.flow_log_retention_days],
+            )
+            # CloudWatch Logs encrypts the flow-log group with this key.
+            self.key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
+
+
+_RETENTION = {
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}

@@ -1,0 +1,1 @@
+"""Constructs the stacks compose: one concept per module."""

@@ -1,0 +1,54 @@
+"""Service roles whose permissions live in one customer-managed policy (no inline policies)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from mlops_platform.nag import acknowledge
+
+
+class ServiceRole(Construct):
+    """An IAM role assumed by one AWS service, with its statements in a managed policy.
+
+    NIST 800-53 forbids inline policies, so the statements go into a customer-managed
+    policy named by CloudFormation; ``role_name`` is only set when another account
+    must trust the role by ARN.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        service: str,
+        description: str,
+        statements: Sequence[iam.PolicyStatement],
+        role_name: str | None = None,
+        key: kms.IKey | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        self.role = iam.Role(
+            self,
+            "Resource",
+            role_name=role_name,
+            assumed_by=iam.ServicePrincipal(service),
+            description=description,
+        )
+        all_statements = list(statements)
+        if key is not None:
+            all_statements.append(
+                iam.PolicyStatement(
+                    sid="PlatformKey",
+                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
+                    resources=[key.key_arn],
+                )
+            )
+        self.policy = iam.ManagedPolicy(self, "Policy", statements=all_statements, roles=[self.role])
+
+    def acknowledge(self, rule: str, reason: str) -> None:
+        """Acknowledge a finding on this role's policy (where the statements are)."""
+        acknowledge(self.policy, rule, reason)
