@@ -26,21 +26,36 @@ def main() -> int:
         print(f"config error: {err}", file=sys.stderr)
         return 2
 
+    # The CDK CLI passes context and output dir itself; a direct run reads the committed ones.
+    via_cli = "CDK_CONTEXT_JSON" in os.environ
+    outdir = os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out")
+    create_app(config, outdir=outdir, context=None if via_cli else committed_context()).synth()
+    return 0
+
+
+def committed_context() -> dict:
+    """``cdk.context.json`` plus cdk.json's context and settings, as the CDK CLI would pass them."""
+    context = json.loads((ROOT / "cdk.context.json").read_text())
+    context.update(json.loads((ROOT / "cdk.json").read_text()).get("context", {}))
+    context.update(
+        {
+            "aws:cdk:version-reporting": False,
+            "aws:cdk:enable-path-metadata": False,
+            "aws:cdk:enable-asset-metadata": False,
+        }
+    )
+    return context
+
+
+def create_app(config, *, outdir: str, context: dict | None):
+    """An ``App`` holding the whole platform for ``config``; the caller synthesizes it."""
     from aws_cdk import App
 
     from stacks.platform import build_platform
 
-    # The CDK CLI passes context itself; a direct run reads the committed lookups.
-    context = outdir = None
-    if "CDK_CONTEXT_JSON" not in os.environ:
-        context = json.loads((ROOT / "cdk.context.json").read_text())
-        context.update(json.loads((ROOT / "cdk.json").read_text()).get("context", {}))
-    if "CDK_OUTDIR" not in os.environ:
-        outdir = str(ROOT / "cdk.out")
     app = App(context=context, outdir=outdir)
     build_platform(app, config)
-    app.synth()
-    return 0
+    return app
 
 
 if __name__ == "__main__":

@@ -40,9 +40,7 @@ Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-
 # Short enough that "<prefix>-<project>-<stage>-<suffix>" stays inside the
 # 63/64-character limits of SageMaker, S3 and IAM names.
 PlatformPrefix = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,9}$")]
-ProjectName = Annotated[
-    str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", min_length=2, max_length=20)
-]
+ProjectName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", min_length=2, max_length=20)]
 UserName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=32)]
 InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
 FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")]
@@ -125,9 +123,7 @@ class Network(_Strict):
         for i, a in enumerate(roles):
             for b in roles[i + 1 :]:
                 if cidrs[a].overlaps(cidrs[b]):
-                    raise ValueError(
-                        f"{a} {cidrs[a]} overlaps {b} {cidrs[b]}; give each role its own range"
-                    )
+                    raise ValueError(f"{a} {cidrs[a]} overlaps {b} {cidrs[b]}; give each role its own range")
         return cidrs
 
 
@@ -301,9 +297,7 @@ class Approval(_Strict):
     approvers: list[str] = Field(min_length=1)
     primary_metric: str = "auc"
     metric_thresholds: dict[str, float] = Field(default_factory=lambda: {"auc": 0.7})
-    required_evidence: list[Evidence] = Field(
-        default_factory=lambda: ["evaluation_report", "data_quality_baseline"]
-    )
+    required_evidence: list[Evidence] = Field(default_factory=lambda: ["evaluation_report", "data_quality_baseline"])
     allow_self_approval: bool = False
 
     @model_validator(mode="after")
@@ -414,8 +408,7 @@ def load_config(config_dir: Path) -> PlatformConfig:
             for i, member in enumerate(project.members):
                 if not member.sso_user:
                     raise ConfigError(
-                        f"{_show(path)}: members[{i}].sso_user: required because "
-                        f"platform.yaml studio.auth_mode is SSO"
+                        f"{_show(path)}: members[{i}].sso_user: required because platform.yaml studio.auth_mode is SSO"
                     )
         projects[project.name] = project
         sources[project.name] = _show(path)
@@ -467,7 +460,11 @@ def _describe(path: Path, model: type[BaseModel], err: ValidationError) -> str:
         message = str(first["ctx"]["error"])
     else:
         message = f"{first['msg']}, got {first.get('input')!r}"
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in this file)" if len(errors) > 1 else ""
+    more = (
+        f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in this file)" if len(errors) > 1 else ""
+    )
+    if not loc:  # whole-file checks already name their fields
+        return f"{_show(path)}: {message}{more}"
     return f"{_show(path)}: {field}: {message}{more}"
 
 

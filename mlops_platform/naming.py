@@ -52,6 +52,11 @@ class Naming:
         """Key ARNs of the role's account; narrow it with a ``kms:ResourceAliases`` condition."""
         return f"arn:aws:kms:{self.region(role)}:{self.account(role)}:key/*"
 
+    def cdk_deploy_role_arn(self, role: str) -> str:
+        """CloudFormation execution role of a default ``cdk bootstrap`` in the role's account."""
+        account, region = self.account(role), self.region(role)
+        return f"arn:aws:iam::{account}:role/cdk-hnb659fds-cfn-exec-role-{account}-{region}"
+
     def bucket_arn(self, role: str) -> str:
         return f"arn:aws:s3:::{self.artifacts_bucket(role)}"
 

@@ -13,8 +13,6 @@ from constructs import Construct
 from mlops_platform.config import SERVING_STAGES, ProjectSettings
 from mlops_platform.naming import Naming
 
-_DEPLOYER_ROLE = "cdk-hnb659fds-cfn-exec-role-{account}-{region}"
-
 
 def registry_policy(naming: Naming, project: str) -> dict:
     """Resource policy of a project's model package group.
@@ -27,11 +25,7 @@ def registry_policy(naming: Naming, project: str) -> dict:
     group = naming.model_package_group_arn(project)
     versions = naming.model_package_arns(project)
     readers = [naming.model_role_arn(project, stage) for stage in SERVING_STAGES] + [
-        "arn:aws:iam::{a}:role/{r}".format(
-            a=naming.account(stage),
-            r=_DEPLOYER_ROLE.format(account=naming.account(stage), region=naming.region(stage)),
-        )
-        for stage in SERVING_STAGES
+        naming.cdk_deploy_role_arn(stage) for stage in SERVING_STAGES
     ]
 
     def statement(sid: str, role_arns: list[str], actions: list[str]) -> dict:
@@ -66,7 +60,11 @@ def registry_policy(naming: Naming, project: str) -> dict:
             statement(
                 "DeployToServingStages",
                 readers,
-                ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages"],
+                [
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:ListModelPackages",
+                ],
             ),
         ],
     }
@@ -91,7 +89,7 @@ class ApprovalStack(Stack):
     """The project's approval workflow; holds the approvers' KMS-encrypted SNS topic."""
 
     def __init__(
-        self, scope: Construct, id: str, *, project: ProjectSettings, key: kms.IKey, **kwargs
+        self, scope: Construct, id: str, *, project: ProjectSettings, naming: Naming, key: kms.IKey, **kwargs
     ) -> None:
         super().__init__(scope, id, **kwargs)
         self.topic = sns.Topic(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import App, Environment, Stack, Stage, Tags
 
-from mlops_platform.config import ROLES, SERVING_STAGES, PlatformConfig
+from mlops_platform.config import ROLES, SERVING_STAGES, PlatformConfig, ProjectSettings
 from mlops_platform.nag import add_rule_packs
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
@@ -35,9 +35,7 @@ def build_platform(app: App, config: PlatformConfig) -> dict[str, Stage]:
         stage = Stage(app, role.capitalize(), env=Environment(account=account.id, region=account.region))
         stages[role] = stage
         add_rule_packs(stage, platform.nag.packs)
-        Tags.of(stage).add("mlops:platform", platform.prefix)
-        Tags.of(stage).add("mlops:role", role)
-        for key, value in sorted(platform.tags.items()):
+        for key, value in [("mlops:platform", platform.prefix), ("mlops:role", role), *sorted(platform.tags.items())]:
             Tags.of(stage).add(key, value)
 
         baseline = BaselineStack(
@@ -62,42 +60,56 @@ def build_platform(app: App, config: PlatformConfig) -> dict[str, Stage]:
                 naming=naming,
                 baseline=baseline,
             )
-        for name, project in config.projects.items():
-            project_id = "".join(part.capitalize() for part in name.split("-"))
-
-            def stack_props(part: str, what: str) -> dict:
-                return {
-                    "stack_name": naming.stack_name(role, part, name),
-                    "description": f"{platform.prefix} {role}, project {name}: {what}",
-                }
-
-            project_stacks: list[Stack] = []
-            if role == "governance":
-                registry = RegistryStack(
-                    stage, f"{project_id}Registry", project=project, naming=naming,
-                    **stack_props("registry", "model package group (stateful)"),
-                )
-                approval = ApprovalStack(
-                    stage, f"{project_id}Approval", project=project, key=baseline.key,
-                    **stack_props("approval", "approval workflow"),
-                )
-                project_stacks += [registry, approval]
-            if studio is not None:
-                project_stacks.append(WorkspaceStack(
-                    stage, f"{project_id}Workspace", role=role, project=project, platform=platform,
-                    naming=naming, baseline=baseline, studio=studio,
-                    **stack_props("workspace", "Studio persona roles and user profiles"),
-                ))
-            if role == "dev":
-                project_stacks.append(BuildStack(
-                    stage, f"{project_id}Build", project=project, naming=naming, baseline=baseline,
-                    **stack_props("build", "model build pipeline"),
-                ))
-            if role in SERVING_STAGES:
-                project_stacks.append(ServingStack(
-                    stage, f"{project_id}Serving", stage=role, project=project, naming=naming, baseline=baseline,
-                    **stack_props("serving", "model serving"),
-                ))
-            for stack in project_stacks:
-                Tags.of(stack).add("mlops:project", name)
+        for project in config.projects.values():
+            for stack in _project_stacks(stage, role, project, config, naming, baseline, studio):
+                Tags.of(stack).add("mlops:project", project.name)
     return stages
+
+
+def _project_stacks(
+    stage: Stage,
+    role: str,
+    project: ProjectSettings,
+    config: PlatformConfig,
+    naming: Naming,
+    baseline: BaselineStack,
+    studio: StudioStack | None,
+) -> list[Stack]:
+    """The stacks one project has in one account role."""
+    project_id = "".join(part.capitalize() for part in project.name.split("-"))
+
+    def props(part: str, what: str) -> dict:
+        return {
+            "stack_name": naming.stack_name(role, part, project.name),
+            "description": f"{config.platform.prefix} {role}, project {project.name}: {what}",
+            "project": project,
+            "naming": naming,
+        }
+
+    stacks: list[Stack] = []
+    if role == "governance":
+        stacks.append(RegistryStack(stage, f"{project_id}Registry", **props("registry", "model registry (stateful)")))
+        stacks.append(
+            ApprovalStack(stage, f"{project_id}Approval", key=baseline.key, **props("approval", "approval workflow"))
+        )
+    if studio is not None:
+        stacks.append(
+            WorkspaceStack(
+                stage,
+                f"{project_id}Workspace",
+                role=role,
+                platform=config.platform,
+                baseline=baseline,
+                studio=studio,
+                **props("workspace", "Studio persona roles and user profiles"),
+            )
+        )
+    if role == "dev":
+        stacks.append(BuildStack(stage, f"{project_id}Build", baseline=baseline, **props("build", "model build")))
+    if role in SERVING_STAGES:
+        stacks.append(
+            ServingStack(
+                stage, f"{project_id}Serving", stage=role, baseline=baseline, **props("serving", "model serving")
+            )
+        )
+    return stacks

@@ -137,4 +137,3 @@ class WorkspaceStack(Stack):
 
 def _pascal(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("-"))
-

@@ -95,10 +95,10 @@ class PrivateNetwork(Construct):
             description="HTTPS from inside the VPC to the AWS service endpoints",
             allow_all_outbound=False,
         )
-        self.endpoint_security_group.add_ingress_rule(
-            ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), "HTTPS from the VPC"
+        self.endpoint_security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), "HTTPS from the VPC")
+        self.vpc.add_gateway_endpoint(
+            "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.private_subnet_selection]
         )
-        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.private_subnet_selection])
         for endpoint_id, service in INTERFACE_ENDPOINTS.items():
             self.vpc.add_interface_endpoint(
                 endpoint_id,

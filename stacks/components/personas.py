@@ -35,9 +35,7 @@ class PersonaRoles(Construct):
     governance account. Neither gets a ``*FullAccess`` managed policy.
     """
 
-    def __init__(
-        self, scope: Construct, id: str, *, naming: Naming, project: str, role: str, key: kms.IKey
-    ) -> None:
+    def __init__(self, scope: Construct, id: str, *, naming: Naming, project: str, role: str, key: kms.IKey) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         arn = f"arn:aws:sagemaker:{stack.region}:{stack.account}"

@@ -1,0 +1,53 @@
+# Every target sets up what it needs (venv, pinned CDK CLI) on a fresh machine.
+# CI runs `make test` through .ci/run; nothing here needs AWS credentials or Docker.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export AWS_EC2_METADATA_DISABLED := true
+export CDK_DISABLE_CLI_TELEMETRY := true
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup synth test lint bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	@echo "==> creating $(VENV) and installing pinned Python packages (first run: about 3 minutes)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	@$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@echo "==> installing the pinned CDK CLI"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(VENV)/.installed node_modules/.installed  ## create the venv and install the pinned CDK CLI
+
+synth: setup  ## validate config/ and synthesize every account role into cdk.out/
+	@$(PY) -m mlops_platform.config config
+	@echo "==> cdk synth (cdk-nag packs run and fail the synth on any finding)"
+	@$(CDK) synth --quiet --no-notices > /dev/null
+	@$(PY) -m mlops_platform.summary cdk.out
+
+test: setup  ## run every test
+	@$(PY) -m pytest -q -n 2 --dist loadgroup
+
+lint: setup  ## ruff and mypy, as CI would
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) -m mypy mlops_platform stacks
+
+bench: setup  ## time synth (example config and 10 projects) and the test suite
+	@$(PY) scripts/bench.py
+
+clean:  ## remove build output (keeps the venv and node_modules)
+	rm -rf cdk.out .cache .pytest_cache

@@ -1,0 +1,52 @@
+"""Print what a synth produced: stacks per account role, resource counts, the nag report.
+
+``python -m mlops_platform.summary [CDK_OUT]`` reads the cloud assembly only; it
+never calls AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def summarize(cdk_out: Path) -> list[str]:
+    manifest = json.loads((cdk_out / "manifest.json").read_text())
+    lines: list[str] = []
+    total = 0
+    order = ["Governance", "Dev", "Staging", "Prod"]
+    stages = [(a_id.removeprefix("assembly-"), a) for a_id, a in manifest["artifacts"].items()]
+    stages = [(s, a) for s, a in stages if a["type"] == "cdk:cloud-assembly"]
+    for stage_id, artifact in sorted(stages, key=lambda s: (order.index(s[0]) if s[0] in order else 99, s[0])):
+        stage_dir = cdk_out / artifact["properties"]["directoryName"]
+        stage_manifest = json.loads((stage_dir / "manifest.json").read_text())
+        stacks = [a for a in stage_manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"]
+        env = stacks[0]["environment"].removeprefix("aws://") if stacks else "?"
+        lines.append(f"{stage_id} ({env})")
+        for stack in sorted(stacks, key=lambda a: a["properties"].get("stackName", "")):
+            template = json.loads((stage_dir / stack["properties"]["templateFile"]).read_text())
+            count = len(template.get("Resources", {}))
+            total += count
+            lines.append(f"  {stack['properties']['stackName']:<40} {count:>4} resources")
+    report = cdk_out / "validation-report.json"
+    lines.append(f"total: {total} resources")
+    if report.exists():
+        data = json.loads(report.read_text())
+        failed = sum(len(p.get("violations", [])) for p in data.get("pluginReports", []))
+        lines.append(f"cdk-nag: {failed} unacknowledged finding(s); report: {report}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    cdk_out = Path(args[0] if args else "cdk.out")
+    if not (cdk_out / "manifest.json").exists():
+        print(f"no cloud assembly in {cdk_out}; run `make synth` first", file=sys.stderr)
+        return 1
+    print("\n".join(summarize(cdk_out)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

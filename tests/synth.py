@@ -1,0 +1,100 @@
+"""Synthesize a platform config once and read its templates and nag report back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from app import committed_context, create_app
+from mlops_platform.config import PlatformConfig, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = ROOT / "config"
+
+
+@dataclass
+class Synthesized:
+    """Templates by stack name, the stage each stack is in, and the nag findings by construct path."""
+
+    outdir: Path
+    templates: dict[str, dict] = field(default_factory=dict)
+    stage_of: dict[str, str] = field(default_factory=dict)
+    construct_path: dict[str, str] = field(default_factory=dict)
+    findings: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+    def findings_in(self, stack_name: str) -> list[tuple[str, str]]:
+        prefix = self.construct_path[stack_name] + "/"
+        return [(path, rule) for path, rule in self.findings if path.startswith(prefix)]
+
+    def template(self, stack_name: str) -> dict:
+        return self.templates[stack_name]
+
+    def resources(self, stack_name: str, type_: str) -> dict[str, dict]:
+        return {k: v for k, v in self.templates[stack_name]["Resources"].items() if v["Type"] == type_}
+
+
+def synthesize(config: PlatformConfig, outdir: Path) -> Synthesized:
+    """Synthesize into ``outdir``; nag failures are recorded, not raised, so tests can name them."""
+    shutil.rmtree(outdir, ignore_errors=True)
+    result = Synthesized(outdir=outdir)
+    try:
+        create_app(config, outdir=str(outdir), context=_context_for(config)).synth()
+    except RuntimeError as err:  # cdk-nag findings surface as a jsii ValidationFailed error
+        result.error = str(err)
+    report = outdir / "validation-report.json"
+    if report.exists():
+        for plugin in json.loads(report.read_text()).get("pluginReports", []):
+            for violation in plugin.get("violations", []):
+                for construct in violation.get("violatingConstructs", []):
+                    result.findings.append((construct["constructPath"], violation["ruleName"]))
+    for stage_dir in sorted(outdir.glob("assembly-*")):
+        manifest = json.loads((stage_dir / "manifest.json").read_text())
+        for artifact in manifest["artifacts"].values():
+            if artifact["type"] == "aws:cloudformation:stack":
+                name = artifact["properties"]["stackName"]
+                result.templates[name] = json.loads((stage_dir / artifact["properties"]["templateFile"]).read_text())
+                result.stage_of[name] = stage_dir.name.removeprefix("assembly-")
+                result.construct_path[name] = artifact["displayName"]
+    return result
+
+
+def _context_for(config: PlatformConfig) -> dict:
+    """The committed context, plus AZ answers for test accounts the example does not use."""
+    context = committed_context()
+    for role in ("governance", "dev", "staging", "prod"):
+        account = config.platform.accounts.of(role)
+        key = f"availability-zones:account={account.id}:region={account.region}"
+        context.setdefault(key, [f"{account.region}{z}" for z in "abc"])
+    return context
+
+
+def write_config(tmp: Path, platform: dict | None = None, projects: dict[str, dict] | None = None) -> Path:
+    """Copy the example config into ``tmp``, replacing the platform or project files given."""
+    target = tmp / "config"
+    shutil.copytree(EXAMPLE_CONFIG, target, dirs_exist_ok=True)
+    if platform is not None:
+        (target / "platform.yaml").write_text(yaml.safe_dump(platform, sort_keys=False))
+    for name, body in (projects or {}).items():
+        path = target / "projects" / f"{name}.yaml"
+        if body is None:
+            path.unlink()
+        else:
+            path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return target
+
+
+def example_platform() -> dict:
+    return yaml.safe_load((EXAMPLE_CONFIG / "platform.yaml").read_text())
+
+
+def example_project() -> dict:
+    return yaml.safe_load((EXAMPLE_CONFIG / "projects" / "churn.yaml").read_text())
+
+
+def load(config_dir: Path) -> PlatformConfig:
+    return load_config(config_dir)
