@@ -60,6 +60,14 @@ class Naming:
     def bucket_arn(self, role: str) -> str:
         return f"arn:aws:s3:::{self.artifacts_bucket(role)}"
 
+    def releases_table(self) -> str:
+        """DynamoDB table in governance recording which model version is released to which stage."""
+        return f"{self.prefix}-releases"
+
+    def deploy_pipeline(self) -> str:
+        """CodePipeline in governance that deploys a released version to its stage."""
+        return f"{self.prefix}-deploy"
+
     # ------------------------------------------------------------------ project level
     def model_package_group(self, project: str) -> str:
         return f"{self.prefix}-{project}"

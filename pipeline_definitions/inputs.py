@@ -121,6 +121,7 @@ class PipelineInputs:
         object.__setattr__(self, "hyperparameters", _pairs(self.hyperparameters, "hyperparameters"))
         object.__setattr__(self, "tags", _pairs(self.tags, "tags"))
         object.__setattr__(self, "s3_prefix", self.s3_prefix.strip("/"))
+        object.__setattr__(self, "metric_threshold", float(self.metric_threshold))
         self._validate()
 
     # -- validation ---------------------------------------------------------
@@ -244,8 +245,13 @@ class PipelineInputs:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+    def from_json(cls, text: str) -> PipelineInputs:
+        """Inverse of ``to_json``."""
+        data = json.loads(text)
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"PipelineInputs: unknown fields {unknown}")
+        return cls(**data)
 
 
 def _pairs(value: Iterable | Mapping, name: str) -> tuple[tuple[str, str], ...]:
