@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Benchmark: synth time of the example config and of a 10-project config, and test-suite time.
+
+Prints figures only; it is not a test and asserts nothing. Each synth runs in a
+fresh process, as ``cdk synth`` would, and the median of several runs is shown.
+``--runs N`` sets the repetitions (default 5), ``--skip-tests`` leaves out the suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {
+    **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+}
+
+
+def synth_once(config_dir: Path, outdir: Path) -> float:
+    shutil.rmtree(outdir, ignore_errors=True)
+    env = {**ENV, "MLOPS_CONFIG_DIR": str(config_dir), "CDK_OUTDIR": str(outdir)}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-O", str(ROOT / "app.py")], env=env, cwd=ROOT, capture_output=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"synth failed:\n{done.stderr.decode()[-3000:]}")
+    return elapsed
+
+
+def count_resources(outdir: Path) -> int:
+    return sum(len(json.loads(p.read_text())["Resources"]) for p in outdir.rglob("*.template.json"))
+
+
+def many_projects_config(tmp: Path, count: int) -> Path:
+    config = tmp / f"config-{count}"
+    shutil.copytree(ROOT / "config", config)
+    example = yaml.safe_load((ROOT / "config/projects/churn.yaml").read_text())
+    for path in (config / "projects").glob("*.yaml"):
+        path.unlink()
+    for i in range(1, count + 1):
+        name = f"project{i:02d}"
+        (config / "projects" / f"{name}.yaml").write_text(yaml.safe_dump({**example, "name": name}))
+    return config
+
+
+def measure(label: str, config_dir: Path, outdir: Path, runs: int) -> float:
+    times = []
+    for i in range(runs):
+        times.append(synth_once(config_dir, outdir))
+        print(f"  {label}: run {i + 1}/{runs} {times[-1]:.2f} s", file=sys.stderr, flush=True)
+    median = statistics.median(times)
+    resources = count_resources(outdir)
+    print(
+        f"{label:<28} median {median:6.2f} s  (min {min(times):.2f}, max {max(times):.2f})  "
+        f"{resources:5d} resources  {1000 * median / resources:6.1f} ms/resource"
+    )
+    return median
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-tests", action="store_true")
+    args = parser.parse_args()
+    print(f"benchmark on {os.cpu_count()} cores, {args.runs} runs each (python app.py, fresh process)")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        one = measure("example (1 project)", ROOT / "config", tmp / "out-1", args.runs)
+        ten = measure("10 projects", many_projects_config(tmp, 10), tmp / "out-10", max(3, args.runs // 2))
+        print(f"{'10 projects / 1 project':<28} {ten / one:6.2f} x")
+    if not args.skip_tests:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider"],
+            cwd=ROOT,
+            env=ENV,
+            capture_output=True,
+            text=True,
+        )
+        summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
+        print(f"{'test suite (pytest -n 2)':<28} {time.perf_counter() - start:6.2f} s  ({summary})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
