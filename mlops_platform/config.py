@@ -216,6 +216,8 @@ class FeatureGroup(_Strict):
     online_store: OnlineStore = OnlineStore()
     offline_store: OfflineStore = OfflineStore()
     throughput: Literal["OnDemand", "Provisioned"] = "OnDemand"
+    provisioned_read_units: int | None = Field(default=None, ge=1, le=40000)
+    provisioned_write_units: int | None = Field(default=None, ge=1, le=40000)
 
     @model_validator(mode="after")
     def _features(self) -> FeatureGroup:
@@ -236,6 +238,11 @@ class FeatureGroup(_Strict):
             raise ValueError(f"event_time feature '{self.event_time}' must be Fractional or String, not {event_type}")
         if not (self.online_store.enabled or self.offline_store.enabled):
             raise ValueError("enable at least one of online_store and offline_store")
+        units = (self.provisioned_read_units, self.provisioned_write_units)
+        if self.throughput == "Provisioned" and None in units:
+            raise ValueError("throughput Provisioned needs provisioned_read_units and provisioned_write_units")
+        if self.throughput == "OnDemand" and units != (None, None):
+            raise ValueError("provisioned_*_units apply only with throughput: Provisioned")
         return self
 
 

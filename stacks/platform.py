@@ -9,6 +9,7 @@ from mlops_platform.nag import add_rule_packs
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
 from stacks.build import BuildStack
+from stacks.feature_store import FeatureStoreStack
 from stacks.governance import ApprovalStack, RegistryStack
 from stacks.serving import ServingStack
 from stacks.studio import StudioStack, WorkspaceStack
@@ -105,6 +106,12 @@ def _project_stacks(
             )
         )
     if role == "dev":
+        if project.features.feature_groups:
+            stacks.append(
+                FeatureStoreStack(
+                    stage, f"{project_id}Features", baseline=baseline, **props("features", "feature groups (stateful)")
+                )
+            )
         stacks.append(BuildStack(stage, f"{project_id}Build", baseline=baseline, **props("build", "model build")))
     if role in SERVING_STAGES:
         stacks.append(

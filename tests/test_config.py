@@ -248,6 +248,58 @@ BAD_CONFIGS = [
         "churn.yaml",
         ["pipeline", "max_wait_minutes"],
     ),
+    (
+        "unknown-feature-type",
+        None,
+        {
+            "churn": _project(
+                features={
+                    "feature_groups": [{**GROUP, "features": [*GROUP["features"], {"name": "x", "type": "Boolean"}]}]
+                }
+            )
+        },
+        "churn.yaml",
+        ["features.feature_groups[0].features[2].type", "'Integral', 'Fractional' or 'String'"],
+    ),
+    (
+        "too-many-features",
+        None,
+        {
+            "churn": _project(
+                features={
+                    "feature_groups": [
+                        {
+                            **GROUP,
+                            "features": [
+                                *GROUP["features"],
+                                *({"name": f"f{i}", "type": "Integral"} for i in range(2500)),
+                            ],
+                        }
+                    ]
+                }
+            )
+        },
+        "churn.yaml",
+        ["features.feature_groups[0].features", "at most 2500"],
+    ),
+    (
+        "provisioned-without-units",
+        None,
+        {"churn": _project(features={"feature_groups": [{**GROUP, "throughput": "Provisioned"}]})},
+        "churn.yaml",
+        ["provisioned_read_units"],
+    ),
+    (
+        "missing-record-identifier",
+        None,
+        {
+            "churn": _project(
+                features={"feature_groups": [{k: v for k, v in GROUP.items() if k != "record_identifier"}]}
+            )
+        },
+        "churn.yaml",
+        ["features.feature_groups[0].record_identifier", "required"],
+    ),
     ("not-a-mapping", None, {"churn": ["just", "a", "list"]}, "churn.yaml", ["must be a mapping"]),
 ]
 

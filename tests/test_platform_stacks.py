@@ -17,6 +17,7 @@ EXPECTED_STACKS = {
     "mlops-dev-studio": "Dev",
     "mlops-dev-churn-workspace": "Dev",
     "mlops-dev-churn-build": "Dev",
+    "mlops-dev-churn-features": "Dev",
     "mlops-staging-baseline": "Staging",
     "mlops-staging-churn-serving": "Staging",
     "mlops-prod-baseline": "Prod",
@@ -41,6 +42,7 @@ PINNED_LOGICAL_IDS = {
     "mlops-dev-studio": {"Domain": "AWS::SageMaker::Domain"},
     "mlops-dev-churn-workspace": {"UserAlice": "AWS::SageMaker::UserProfile", "UserBob": "AWS::SageMaker::UserProfile"},
     "mlops-governance-churn-registry": {"ModelPackageGroup": "AWS::SageMaker::ModelPackageGroup"},
+    "mlops-dev-churn-features": {"FeatureGroupCustomers": "AWS::SageMaker::FeatureGroup"},
 }
 
 
@@ -356,3 +358,53 @@ def test_no_inline_policies(example):
             # CDK's own provider for closing the default security group is the one exception.
             if resource["Type"] == "AWS::IAM::Role" and not logical.startswith("CustomVpcRestrictDefaultSG"):
                 assert "Policies" not in resource["Properties"], (stack, logical)
+
+
+# ------------------------------------------------------------------ feature store
+
+
+def test_feature_group_has_online_and_iceberg_offline_store(example):
+    template = t(example, "mlops-dev-churn-features")
+    template.has_resource_properties(
+        "AWS::SageMaker::FeatureGroup",
+        {
+            "FeatureGroupName": "mlops-churn-customers",
+            "RecordIdentifierFeatureName": "customer_id",
+            "EventTimeFeatureName": "event_time",
+            "FeatureDefinitions": Match.array_with(
+                [
+                    {"FeatureName": "customer_id", "FeatureType": "String"},
+                    {"FeatureName": "event_time", "FeatureType": "Fractional"},
+                ]
+            ),
+            "OnlineStoreConfig": {
+                "EnableOnlineStore": True,
+                "SecurityConfig": {"KmsKeyId": Match.any_value()},
+                "TtlDuration": {"Unit": "Days", "Value": 365},
+            },
+            "OfflineStoreConfig": {
+                "S3StorageConfig": {
+                    "S3Uri": "s3://mlops-dev-artifacts-222222222222-eu-west-1/projects/churn/feature-store",
+                    "KmsKeyId": Match.any_value(),
+                },
+                "DisableGlueTableCreation": False,
+                "TableFormat": "Iceberg",
+            },
+            "ThroughputConfig": {"ThroughputMode": "OnDemand"},
+            "RoleArn": Match.any_value(),
+        },
+    )
+
+
+def test_offline_store_role_is_scoped_to_the_project(example):
+    policy = next(iter(example.resources("mlops-dev-churn-features", "AWS::IAM::ManagedPolicy").values()))
+    statements = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    bucket = "arn:aws:s3:::mlops-dev-artifacts-222222222222-eu-west-1"
+    assert statements["OfflineStoreObjects"]["Resource"] == f"{bucket}/projects/churn/feature-store/*"
+    assert statements["OfflineStoreBucket"]["Resource"] == bucket
+    assert statements["OfflineStoreTables"]["Resource"][-1].endswith(":table/sagemaker_featurestore/mlops-churn-*")
+
+
+def test_no_feature_store_stack_without_feature_groups(single_account):
+    # the fraud project of the single-account variant has the example's groups; churn too
+    assert "mlops-dev-fraud-features" in single_account.templates
