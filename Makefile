@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproj
 	@echo "==> creating $(VENV) and installing pinned Python packages (first run: about 3 minutes)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
-	@$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	@$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -31,9 +31,28 @@ METRIC_NAMES = ("auc", "accuracy", "precision", "recall", "f1")
 # VolumeKmsKeyId for them (their local volumes are hardware-encrypted instead).
 _INSTANCE_STORAGE_FAMILIES = frozenset(
     {
-        "c5d", "c5ad", "c6id", "g4dn", "g5", "g6", "g6e", "m5d", "m5dn", "m6id",
-        "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "r5d", "r5dn", "r6id",
-        "trn1", "trn1n", "trn2",
+        "c5d",
+        "c5ad",
+        "c6id",
+        "g4dn",
+        "g5",
+        "g6",
+        "g6e",
+        "m5d",
+        "m5dn",
+        "m6id",
+        "p3dn",
+        "p4d",
+        "p4de",
+        "p5",
+        "p5e",
+        "p5en",
+        "r5d",
+        "r5dn",
+        "r6id",
+        "trn1",
+        "trn1n",
+        "trn2",
     }
 )
 
@@ -131,35 +150,45 @@ class PipelineInputs:
             if not ok:
                 raise ValueError(f"PipelineInputs: {message}")
 
-        need(bool(_PIPELINE_NAME.match(self.pipeline_name)),
-             f"pipeline_name {self.pipeline_name!r} must be letters, digits and hyphens")
+        need(
+            bool(_PIPELINE_NAME.match(self.pipeline_name)),
+            f"pipeline_name {self.pipeline_name!r} must be letters, digits and hyphens",
+        )
         need(bool(_REGION.match(self.region)), f"region {self.region!r} is not a region name")
-        need(bool(_ROLE_ARN.match(self.role_arn)),
-             f"role_arn must be a literal IAM role ARN, got {self.role_arn!r}")
-        need(bool(_BUCKET.match(self.bucket)),
-             f"bucket must be a literal S3 bucket name, got {self.bucket!r}")
+        need(bool(_ROLE_ARN.match(self.role_arn)), f"role_arn must be a literal IAM role ARN, got {self.role_arn!r}")
+        need(bool(_BUCKET.match(self.bucket)), f"bucket must be a literal S3 bucket name, got {self.bucket!r}")
         group = _GROUP_ARN.match(self.model_package_group_arn)
-        need(group is not None,
-             "model_package_group_arn must look like arn:aws:sagemaker:<region>:<account>:"
-             f"model-package-group/<name>, got {self.model_package_group_arn!r}")
+        need(
+            group is not None,
+            "model_package_group_arn must look like arn:aws:sagemaker:<region>:<account>:"
+            f"model-package-group/<name>, got {self.model_package_group_arn!r}",
+        )
         # CreateModelPackage is regional: the registry group must be in the pipeline's region.
-        need(group.group("region") == self.region,
-             f"model_package_group_arn is in {group.group('region')} but the pipeline runs in "
-             f"{self.region}; the registry group must be in the same region")
+        need(
+            group.group("region") == self.region,
+            f"model_package_group_arn is in {group.group('region')} but the pipeline runs in "
+            f"{self.region}; the registry group must be in the same region",
+        )
         for name in ("preprocess_code_uri", "train_code_uri", "evaluate_code_uri"):
             value = getattr(self, name)
-            need(value.startswith("s3://") and len(value) > 5,
-                 f"{name} must be a literal s3:// URI, got {value!r}")
-        need(self.preprocess_code_uri.endswith(".py") and self.evaluate_code_uri.endswith(".py"),
-             "preprocess_code_uri and evaluate_code_uri must point at .py files")
-        need(self.train_code_uri.endswith(".tar.gz"),
-             "train_code_uri must point at a sourcedir .tar.gz (train.py at its root), "
-             f"got {self.train_code_uri!r}")
-        need(self.input_data_uri == "" or self.input_data_uri.startswith("s3://"),
-             f"input_data_uri must be an s3:// URI, got {self.input_data_uri!r}")
+            need(value.startswith("s3://") and len(value) > 5, f"{name} must be a literal s3:// URI, got {value!r}")
+        need(
+            self.preprocess_code_uri.endswith(".py") and self.evaluate_code_uri.endswith(".py"),
+            "preprocess_code_uri and evaluate_code_uri must point at .py files",
+        )
+        need(
+            self.train_code_uri.endswith(".tar.gz"),
+            f"train_code_uri must point at a sourcedir .tar.gz (train.py at its root), got {self.train_code_uri!r}",
+        )
+        need(
+            self.input_data_uri == "" or self.input_data_uri.startswith("s3://"),
+            f"input_data_uri must be an s3:// URI, got {self.input_data_uri!r}",
+        )
         for name in ("processing_instance_type", "training_instance_type"):
-            need(bool(_INSTANCE_TYPE.match(getattr(self, name))),
-                 f"{name} must look like ml.<family>.<size>, got {getattr(self, name)!r}")
+            need(
+                bool(_INSTANCE_TYPE.match(getattr(self, name))),
+                f"{name} must look like ml.<family>.<size>, got {getattr(self, name)!r}",
+            )
         for value in self.inference_instance_types + self.transform_instance_types:
             need(bool(_INSTANCE_TYPE.match(value)), f"instance type {value!r} is not ml.<family>.<size>")
         need(self.training_instance_count >= 1, "training_instance_count must be at least 1")
@@ -167,39 +196,61 @@ class PipelineInputs:
         need(self.max_run_seconds > 0, "max_run_seconds must be positive")
         if self.use_spot:
             # SageMaker rejects spot jobs whose wait budget is below their run budget.
-            need(self.max_wait_seconds >= self.max_run_seconds,
-                 f"max_wait_seconds ({self.max_wait_seconds}) must be >= max_run_seconds "
-                 f"({self.max_run_seconds}) when use_spot is true")
+            need(
+                self.max_wait_seconds >= self.max_run_seconds,
+                f"max_wait_seconds ({self.max_wait_seconds}) must be >= max_run_seconds "
+                f"({self.max_run_seconds}) when use_spot is true",
+            )
         for value in self.subnet_ids:
             need(bool(_SUBNET.match(value)), f"subnet id {value!r} is not subnet-<hex>")
         for value in self.security_group_ids:
             need(bool(_SECURITY_GROUP.match(value)), f"security group id {value!r} is not sg-<hex>")
-        need(bool(self.subnet_ids) == bool(self.security_group_ids),
-             "subnet_ids and security_group_ids must be given together")
+        need(
+            bool(self.subnet_ids) == bool(self.security_group_ids),
+            "subnet_ids and security_group_ids must be given together",
+        )
         if self.fsx_file_system_id is not None or self.fsx_directory_path is not None:
-            need(self.fsx_file_system_id is not None and bool(_FSX_ID.match(self.fsx_file_system_id)),
-                 f"fsx_file_system_id must look like fs-<hex>, got {self.fsx_file_system_id!r}")
+            need(
+                self.fsx_file_system_id is not None and bool(_FSX_ID.match(self.fsx_file_system_id)),
+                f"fsx_file_system_id must look like fs-<hex>, got {self.fsx_file_system_id!r}",
+            )
             path = self.fsx_directory_path or ""
-            need(path.startswith("/") and len([p for p in path.split("/") if p]) >= 1,
-                 "fsx_directory_path must be '/<mountName>/<path>' (the file system's mount "
-                 f"name first), got {self.fsx_directory_path!r}")
+            need(
+                path.startswith("/") and len([p for p in path.split("/") if p]) >= 1,
+                "fsx_directory_path must be '/<mountName>/<path>' (the file system's mount "
+                f"name first), got {self.fsx_directory_path!r}",
+            )
             # FSx for Lustre is only reachable from inside the VPC.
-            need(bool(self.subnet_ids) and bool(self.security_group_ids),
-                 "FSx input needs subnet_ids and security_group_ids (the training job must "
-                 "run in the file system's VPC)")
-            need(self.fsx_access_mode in ("ro", "rw"),
-                 f"fsx_access_mode must be 'ro' or 'rw', got {self.fsx_access_mode!r}")
-        need(self.kms_key_arn is None or bool(_KMS_KEY_ARN.match(self.kms_key_arn)),
-             f"kms_key_arn must be a literal KMS key ARN, got {self.kms_key_arn!r}")
-        need(self.metric_name in METRIC_NAMES,
-             f"metric_name must be one of {', '.join(METRIC_NAMES)}, got {self.metric_name!r}")
-        need(0.0 <= float(self.metric_threshold) <= 1.0,
-             f"metric_threshold must be within [0, 1], got {self.metric_threshold!r}")
-        need(bool(re.match(r"^\d+\.\d+-\d+$", self.sklearn_framework_version)),
-             f"sklearn_framework_version must look like 1.2-1, got {self.sklearn_framework_version!r}")
+            need(
+                bool(self.subnet_ids) and bool(self.security_group_ids),
+                "FSx input needs subnet_ids and security_group_ids (the training job must "
+                "run in the file system's VPC)",
+            )
+            need(
+                self.fsx_access_mode in ("ro", "rw"),
+                f"fsx_access_mode must be 'ro' or 'rw', got {self.fsx_access_mode!r}",
+            )
+        need(
+            self.kms_key_arn is None or bool(_KMS_KEY_ARN.match(self.kms_key_arn)),
+            f"kms_key_arn must be a literal KMS key ARN, got {self.kms_key_arn!r}",
+        )
+        need(
+            self.metric_name in METRIC_NAMES,
+            f"metric_name must be one of {', '.join(METRIC_NAMES)}, got {self.metric_name!r}",
+        )
+        need(
+            0.0 <= float(self.metric_threshold) <= 1.0,
+            f"metric_threshold must be within [0, 1], got {self.metric_threshold!r}",
+        )
+        need(
+            bool(re.match(r"^\d+\.\d+-\d+$", self.sklearn_framework_version)),
+            f"sklearn_framework_version must look like 1.2-1, got {self.sklearn_framework_version!r}",
+        )
         for key, _ in self.hyperparameters:
-            need(not key.startswith("sagemaker_"),
-                 f"hyperparameter {key!r} is reserved for the SageMaker training toolkit")
+            need(
+                not key.startswith("sagemaker_"),
+                f"hyperparameter {key!r} is reserved for the SageMaker training toolkit",
+            )
 
     # -- derived values -----------------------------------------------------
 

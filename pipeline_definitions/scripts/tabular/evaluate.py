@@ -84,9 +84,7 @@ def read_test(test_dir: str) -> tuple[np.ndarray, np.ndarray]:
     paths = sorted(glob.glob(os.path.join(test_dir, "**", "*.csv"), recursive=True))
     if not paths:
         raise SystemExit(f"no test CSV files under {test_dir}")
-    values = pd.concat(
-        [pd.read_csv(p, header=None) for p in paths], ignore_index=True
-    ).to_numpy(dtype="float64")
+    values = pd.concat([pd.read_csv(p, header=None) for p in paths], ignore_index=True).to_numpy(dtype="float64")
     return values[:, 1:], values[:, 0].astype("int64")
 
 

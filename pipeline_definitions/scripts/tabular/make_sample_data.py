@@ -35,9 +35,9 @@ def make_frame(rows: int, seed: int) -> pd.DataFrame:
     internet = rng.choice(INTERNET, size=rows, p=(0.35, 0.45, 0.20))
     senior = (rng.random(rows) < 0.16).astype(int)
     tenure = rng.integers(0, 72, size=rows)
-    monthly = np.round(
-        20 + 45 * (internet == "fiber") + 25 * (internet == "dsl") + rng.normal(0, 12, rows), 2
-    ).clip(18.0, 130.0)
+    monthly = np.round(20 + 45 * (internet == "fiber") + 25 * (internet == "dsl") + rng.normal(0, 12, rows), 2).clip(
+        18.0, 130.0
+    )
     total = np.round(monthly * np.maximum(tenure, 1) + rng.normal(0, 40, rows), 2).clip(0.0)
     calls = rng.poisson(1.2 + 1.5 * (internet == "fiber"), size=rows)
 

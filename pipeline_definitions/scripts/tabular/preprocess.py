@@ -192,9 +192,7 @@ def build_baseline(features: pd.DataFrame) -> tuple[dict, dict]:
         if inferred == "String":
             values = series.dropna().astype(str)
             counts = values.value_counts()
-            buckets = [
-                {"value": str(value), "count": float(counts[value])} for value in sorted(counts.index)
-            ]
+            buckets = [{"value": str(value), "count": float(counts[value])} for value in sorted(counts.index)]
             stat_features.append(
                 {
                     "name": str(name),
@@ -220,17 +218,13 @@ def build_baseline(features: pd.DataFrame) -> tuple[dict, dict]:
                         "std_dev": _finite(values.std(ddof=0)),
                         "min": _finite(values.min()),
                         "max": _finite(values.max()),
-                        "distribution": {
-                            "kll": {"buckets": _histogram(values), "sketch": _kll_sketch(values)}
-                        },
+                        "distribution": {"kll": {"buckets": _histogram(values), "sketch": _kll_sketch(values)}},
                     }
                 )
                 constraint["num_constraints"] = {"is_non_negative": bool(values.min() >= 0)}
             else:
                 numerical.update({"mean": 0.0, "sum": 0.0, "std_dev": 0.0, "min": 0.0, "max": 0.0})
-            stat_features.append(
-                {"name": str(name), "inferred_type": inferred, "numerical_statistics": numerical}
-            )
+            stat_features.append({"name": str(name), "inferred_type": inferred, "numerical_statistics": numerical})
         constraint_features.append(constraint)
 
     statistics = {"version": 0.0, "dataset": {"item_count": item_count}, "features": stat_features}
@@ -289,9 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "target": args.target_column,
             # A list keeps column order (a JSON object would be re-sorted as text).
-            "features": [
-                {"name": f"_c{i}", "column": name} for i, name in enumerate(feature_columns)
-            ],
+            "features": [{"name": f"_c{i}", "column": name} for i, name in enumerate(feature_columns)],
         },
         os.path.join(out, "baseline", "feature_names.json"),
     )

@@ -46,16 +46,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--validation",
         default=env.get("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation"),
     )
-    parser.add_argument("--model-dir", "--model_dir", dest="model_dir",
-                        default=env.get("SM_MODEL_DIR", "/opt/ml/model"))
-    parser.add_argument("--n-estimators", "--n_estimators", dest="n_estimators", type=int,
-                        default=100)
+    parser.add_argument(
+        "--model-dir", "--model_dir", dest="model_dir", default=env.get("SM_MODEL_DIR", "/opt/ml/model")
+    )
+    parser.add_argument("--n-estimators", "--n_estimators", dest="n_estimators", type=int, default=100)
     parser.add_argument("--max-depth", "--max_depth", dest="max_depth", type=int, default=3)
-    parser.add_argument("--learning-rate", "--learning_rate", dest="learning_rate", type=float,
-                        default=0.1)
+    parser.add_argument("--learning-rate", "--learning_rate", dest="learning_rate", type=float, default=0.1)
     parser.add_argument("--subsample", type=float, default=1.0)
-    parser.add_argument("--random-state", "--random_state", dest="random_state", type=int,
-                        default=42)
+    parser.add_argument("--random-state", "--random_state", dest="random_state", type=int, default=42)
     return parser.parse_args(argv)
 
 
