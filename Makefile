@@ -35,7 +35,8 @@ setup: $(VENV)/.installed node_modules/.installed  ## create the venv and instal
 synth: setup  ## validate config/ and synthesize every account role into cdk.out/
 	@$(PY) -m mlops_platform.config config
 	@echo "==> cdk synth (cdk-nag packs run and fail the synth on any finding)"
-	@$(CDK) synth --quiet --no-notices > /dev/null
+	@mkdir -p .cache
+	@$(CDK) synth --quiet --no-notices > .cache/cdk-synth.log 2>&1 || { cat .cache/cdk-synth.log; exit 1; }
 	@$(PY) -m mlops_platform.summary cdk.out
 
 test: setup  ## run every test
