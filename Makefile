@@ -40,7 +40,7 @@ synth: setup  ## validate config/ and synthesize every account role into cdk.out
 	@$(PY) -m mlops_platform.summary cdk.out
 
 test: setup  ## run every test
-	@$(PY) -m pytest -q -n 2 --dist loadgroup
+	@$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: setup  ## ruff and mypy, as CI would
 	@$(PY) -m ruff check .

@@ -54,7 +54,7 @@ def create_app(config, *, outdir: str, context: dict | None):
     from stacks.platform import build_platform
 
     app = App(context=context, outdir=outdir)
-    build_platform(app, config)
+    build_platform(app, config, definition_cache=ROOT / ".cache" / "pipeline-definitions")
     return app
 
 

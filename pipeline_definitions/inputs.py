@@ -8,11 +8,13 @@ the build if you need them.
 
 Defaults: ``s3_prefix="pipelines"``; input data at
 ``s3://<bucket>/<s3_prefix>/<pipeline_name>/input/``; ``ml.m5.xlarge`` for
-processing and training, one training instance; no spot (``max_run_seconds``
-3600, ``max_wait_seconds`` 7200 when spot is on); no FSx, no VPC, no KMS key;
-metric ``auc`` >= 0.7; GradientBoosting hyperparameters
-``n-estimators=100, max-depth=3, learning-rate=0.1``; scikit-learn framework
-``1.2-1``; PyTorch Neuron framework ``1.11.0`` for Trainium instance types.
+processing and training, one training instance with a 30 GB volume; no spot
+(``max_run_seconds`` 3600, ``max_wait_seconds`` 7200 when spot is on); no FSx,
+no VPC, no KMS key, no tags; metric ``auc`` >= 0.7; hyperparameters
+``n-estimators=100, max-depth=3, learning-rate=0.1`` (passed to train.py as
+``--key value``); scikit-learn framework ``1.2-1``; PyTorch Neuron framework
+``1.11.0`` for Trainium instance types; registered for real-time inference on
+``ml.m5.large``/``ml.m5.xlarge`` and batch transform on ``ml.m5.xlarge``.
 
 This module imports nothing from the SageMaker SDK (it is cheap to import).
 """
@@ -98,8 +100,9 @@ class PipelineInputs:
     bucket: str
     model_package_group_arn: str
     # S3 URIs of the step code, uploaded by the caller (CDK assets). Processing
-    # scripts are single .py files; training code is a sourcedir .tar.gz with
-    # train.py at its root (see sources.build_train_source_tarball).
+    # scripts are single .py files; training code is a gzip sourcedir tarball with
+    # train.py at its root (sources.build_train_source_tarball); a CDK asset key
+    # keeps only the last suffix, so it ends in ".gz".
     preprocess_code_uri: str
     train_code_uri: str
     evaluate_code_uri: str
@@ -177,8 +180,10 @@ class PipelineInputs:
             "preprocess_code_uri and evaluate_code_uri must point at .py files",
         )
         need(
-            self.train_code_uri.endswith(".tar.gz"),
-            f"train_code_uri must point at a sourcedir .tar.gz (train.py at its root), got {self.train_code_uri!r}",
+            # A CDK file asset keeps only the last suffix (".gz"); the toolkit needs a gzip tarball.
+            self.train_code_uri.endswith(".gz"),
+            "train_code_uri must point at a gzip sourcedir tarball (train.py at its root), "
+            f"got {self.train_code_uri!r}",
         )
         need(
             self.input_data_uri == "" or self.input_data_uri.startswith("s3://"),

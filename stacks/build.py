@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import Stack
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from mlops_platform.config import ProjectSettings
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
+from stacks.components.model_pipeline import ModelPipeline
 from stacks.components.roles import ServiceRole
 
 
@@ -27,6 +31,7 @@ class BuildStack(Stack):
         project: ProjectSettings,
         naming: Naming,
         baseline: BaselineStack,
+        definition_cache: Path,
         **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -58,6 +63,9 @@ class BuildStack(Stack):
                 ),
             ],
         )
+        self.pipeline = None
+        if project.pipeline.enabled:
+            self.pipeline = self._add_pipeline(project, naming, definition_cache)
         self.pipeline_role.acknowledge(
             f"AwsSolutions-IAM5[Resource::{project_objects}]",
             "Limited to the project's prefix of the dev artifacts bucket.",
@@ -66,3 +74,112 @@ class BuildStack(Stack):
             f"AwsSolutions-IAM5[Resource::{naming.model_package_arns(name)}]",
             "Versions of this project's model package group only.",
         )
+
+    def _add_pipeline(self, project: ProjectSettings, naming: Naming, definition_cache: Path) -> ModelPipeline:
+        role = self.pipeline_role
+        pipeline = ModelPipeline(
+            self, "Pipeline", project=project, naming=naming, role=role.role, definition_cache=definition_cache
+        )
+        pipeline.pipeline.node.add_dependency(role)
+        arn = f"arn:aws:sagemaker:{self.region}:{self.account}"
+        # Pipelines name their jobs "pipelines-<execution id>-<step>".
+        jobs = [f"{arn}:processing-job/pipelines-*", f"{arn}:training-job/pipelines-*"]
+        log_groups = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/*"
+        statements = [
+            iam.PolicyStatement(
+                sid="RunPipelineJobs",
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=jobs,
+            ),
+            iam.PolicyStatement(
+                sid="PassRoleToJobs",
+                actions=["iam:PassRole"],
+                resources=[role.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            ),
+            iam.PolicyStatement(sid="StepCode", actions=["s3:GetObject"], resources=pipeline.code_object_arns()),
+            # Processing inputs are S3 prefixes: the job lists the code's exact key first.
+            iam.PolicyStatement(
+                sid="ListStepCode",
+                actions=["s3:ListBucket"],
+                resources=[pipeline.code_bucket_arn()],
+                conditions={"StringEquals": {"s3:prefix": pipeline.code_object_keys()}},
+            ),
+            iam.PolicyStatement(
+                sid="PullStepImages",
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=pipeline.image_repositories(),
+            ),
+            iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+            iam.PolicyStatement(
+                sid="JobLogs",
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[log_groups, f"{log_groups}:log-stream:*"],
+            ),
+            iam.PolicyStatement(
+                sid="JobMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            ),
+        ]
+        for statement in statements:
+            role.policy.add_statements(statement)
+        for resource in jobs:
+            role.acknowledge(f"AwsSolutions-IAM5[Resource::{resource}]", "SageMaker Pipelines names its jobs per run.")
+        role.acknowledge(
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource ARNs "
+            "(the latter is pinned to SageMaker namespaces by condition).",
+        )
+        for resource in (log_groups, f"{log_groups}:log-stream:*"):
+            role.acknowledge(
+                f"AwsSolutions-IAM5[Resource::{resource}]",
+                "SageMaker job log groups under /aws/sagemaker/, named per job.",
+            )
+
+        # Retraining: on a request event that monitoring (or an operator) puts on the dev
+        # account's default bus, and on the configured schedule if any.
+        pipeline_arn = f"{arn}:pipeline/{pipeline.inputs.pipeline_name}"
+        invoker = ServiceRole(
+            self,
+            "RetrainInvokerRole",
+            service="events.amazonaws.com",
+            description=f"Lets EventBridge start the {project.name} pipeline",
+            statements=[iam.PolicyStatement(actions=["sagemaker:StartPipelineExecution"], resources=[pipeline_arn])],
+        )
+        target = events.CfnRule.TargetProperty(id="Pipeline", arn=pipeline_arn, role_arn=invoker.role.role_arn)
+        self.retrain_rules = [
+            events.CfnRule(
+                self,
+                "RetrainOnRequest",
+                description=f"Start the {project.name} pipeline when retraining is requested",
+                event_pattern={
+                    "source": ["mlops.monitoring"],
+                    "detail-type": ["Retraining Requested"],
+                    "detail": {"project": [project.name]},
+                },
+                targets=[target],
+            )
+        ]
+        if project.pipeline.retrain_schedule:
+            self.retrain_rules.append(
+                events.CfnRule(
+                    self,
+                    "RetrainOnSchedule",
+                    description=f"Retrain {project.name} on its schedule",
+                    schedule_expression=project.pipeline.retrain_schedule,
+                    targets=[target],
+                )
+            )
+        for rule in self.retrain_rules:
+            rule.node.add_dependency(pipeline.pipeline)
+        return pipeline

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import App, Environment, Stack, Stage, Tags
 
 from mlops_platform.config import ROLES, SERVING_STAGES, PlatformConfig, ProjectSettings
@@ -15,12 +17,12 @@ from stacks.serving import ServingStack
 from stacks.studio import StudioStack, WorkspaceStack
 
 
-def build_platform(app: App, config: PlatformConfig) -> dict[str, Stage]:
+def build_platform(app: App, config: PlatformConfig, *, definition_cache: Path) -> dict[str, Stage]:
     """Add the four account-role stages to ``app`` and return them by role.
 
     Stage ids are the roles in PascalCase (``Governance``, ``Dev`` ...); stack
     names carry the platform prefix, role and project, so every role and project
-    can share one account.
+    can share one account. Pipeline definitions are cached under ``definition_cache``.
     """
     platform = config.platform
     naming = Naming(platform)
@@ -62,7 +64,8 @@ def build_platform(app: App, config: PlatformConfig) -> dict[str, Stage]:
                 baseline=baseline,
             )
         for project in config.projects.values():
-            for stack in _project_stacks(stage, role, project, config, naming, baseline, studio):
+            stacks = _project_stacks(stage, role, project, config, naming, baseline, studio, definition_cache)
+            for stack in stacks:
                 Tags.of(stack).add("mlops:project", project.name)
     return stages
 
@@ -75,6 +78,7 @@ def _project_stacks(
     naming: Naming,
     baseline: BaselineStack,
     studio: StudioStack | None,
+    definition_cache: Path,
 ) -> list[Stack]:
     """The stacks one project has in one account role."""
     project_id = "".join(part.capitalize() for part in project.name.split("-"))
@@ -112,7 +116,15 @@ def _project_stacks(
                     stage, f"{project_id}Features", baseline=baseline, **props("features", "feature groups (stateful)")
                 )
             )
-        stacks.append(BuildStack(stage, f"{project_id}Build", baseline=baseline, **props("build", "model build")))
+        stacks.append(
+            BuildStack(
+                stage,
+                f"{project_id}Build",
+                baseline=baseline,
+                definition_cache=definition_cache,
+                **props("build", "model build pipeline"),
+            )
+        )
     if role in SERVING_STAGES:
         stacks.append(
             ServingStack(

@@ -23,7 +23,10 @@ def example(tmp_path_factory) -> Synthesized:
 
 @pytest.fixture(scope="session")
 def single_account(tmp_path_factory) -> Synthesized:
-    """Every role in one account, two projects, Studio in dev and staging, SSO auth."""
+    """Every role in one account, two projects, Studio in dev and staging, SSO auth.
+
+    churn retrains on a schedule with spot training; fraud has its pipeline switched off.
+    """
     tmp = tmp_path_factory.mktemp("single")
     platform = example_platform()
     for role in platform["accounts"]:
@@ -32,7 +35,8 @@ def single_account(tmp_path_factory) -> Synthesized:
     churn = example_project()
     for member in churn["members"]:
         member["sso_user"] = f"{member['user']}@example.com"
-    fraud = example_project() | {"name": "fraud", "description": "Card fraud scoring"}
+    churn["pipeline"] = {"retrain_schedule": "rate(7 days)", "spot": {"enabled": True, "max_wait_minutes": 120}}
+    fraud = example_project() | {"name": "fraud", "description": "Card fraud scoring", "pipeline": {"enabled": False}}
     fraud["members"] = [{**m, "sso_user": f"{m['user']}@example.com"} for m in fraud["members"]]
     config_dir = write_config(tmp, platform, {"churn": churn, "fraud": fraud})
     return synthesize(load(config_dir), tmp / "cdk.out")

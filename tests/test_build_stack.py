@@ -1,0 +1,169 @@
+"""The dev build stack: the project's SageMaker Pipeline, its role and its retraining triggers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from tests.synth import Synthesized
+
+STACK = "mlops-dev-churn-build"
+
+
+def _pipeline(synth: Synthesized, stack: str = STACK) -> dict:
+    return next(iter(synth.resources(stack, "AWS::SageMaker::Pipeline").values()))
+
+
+@pytest.fixture(scope="module")
+def definition(example) -> dict:
+    """The pipeline definition exactly as deployed: the S3 asset the template points at."""
+    key = _pipeline(example)["Properties"]["PipelineDefinition"]["PipelineDefinitionS3Location"]["Key"]
+    return json.loads((example.outdir / f"asset.{key}").read_text())
+
+
+def _steps(definition: dict) -> dict[str, dict]:
+    steps = {}
+    for step in definition["Steps"]:
+        steps[step["Name"]] = step
+        for nested in step.get("Arguments", {}).get("IfSteps", []) + step.get("Arguments", {}).get("ElseSteps", []):
+            steps[nested["Name"]] = nested
+    return steps
+
+
+def test_pipeline_deploys_from_an_s3_definition(example):
+    Template.from_json(example.template(STACK)).has_resource_properties(
+        "AWS::SageMaker::Pipeline",
+        {
+            "PipelineName": "mlops-churn",
+            "RoleArn": {"Fn::GetAtt": [Match.string_like_regexp("^PipelineRole"), "Arn"]},
+            "PipelineDefinition": {
+                "PipelineDefinitionS3Location": {
+                    "Bucket": "cdk-hnb659fds-assets-222222222222-eu-west-1",
+                    "Key": Match.string_like_regexp(r"^[0-9a-f]{64}\.json$"),
+                }
+            },
+        },
+    )
+
+
+def test_definition_has_the_four_stages_and_the_condition(definition):
+    steps = _steps(definition)
+    assert {name: step["Type"] for name, step in steps.items()} == {
+        "Preprocess": "Processing",
+        "Train": "Training",
+        "Evaluate": "Processing",
+        "CheckMetric": "Condition",
+        "Register": "RegisterModel",
+        "MetricBelowThreshold": "Fail",
+    }
+    condition = steps["CheckMetric"]["Arguments"]["Conditions"][0]
+    assert condition["Type"] == "GreaterThanOrEqualTo"
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "binary_classification_metrics.auc.value"
+    parameters = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    assert parameters["MetricThreshold"] == 0.75  # the approval policy's primary metric threshold
+    assert parameters["ModelApprovalStatus"] == "PendingManualApproval"
+    assert parameters["InputDataUrl"] == "s3://mlops-dev-artifacts-222222222222-eu-west-1/projects/churn/raw/"
+
+
+def test_registration_goes_to_the_governance_group_with_evidence(definition):
+    register = _steps(definition)["Register"]["Arguments"]
+    assert register["ModelPackageGroupName"] == (
+        "arn:aws:sagemaker:eu-west-1:111111111111:model-package-group/mlops-churn"
+    )
+    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    metrics = register["ModelMetrics"]
+    assert "evaluation.json" in json.dumps(metrics["ModelQuality"]["Statistics"])
+    baseline = register["DriftCheckBaselines"]["ModelDataQuality"]
+    assert "statistics.json" in json.dumps(baseline["Statistics"])
+    assert "constraints.json" in json.dumps(baseline["Constraints"])
+
+
+def test_definition_uses_only_deployed_literals(example, definition):
+    text = json.dumps(definition)
+    for leftover in ("${Token", "Token[", "PLACEHOLDER", "<", "sagemaker-eu-west-1-"):
+        assert leftover not in text, leftover
+    assert "arn:aws:iam::222222222222:role/mlops-churn-dev-pipeline" in text
+    # every step-code URI in the definition is an asset of this synth
+    for uri in {
+        v for v in _walk_strings(definition) if v.startswith("s3://cdk-hnb659fds-assets-222222222222-eu-west-1/")
+    }:
+        key = uri.rsplit("/", 1)[1]
+        staged = list(example.outdir.glob(f"asset.{key.split('.')[0]}*"))
+        assert staged, uri
+
+
+def test_pipeline_role_is_scoped(example):
+    policy = next(iter(example.resources(STACK, "AWS::IAM::ManagedPolicy").values()))
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"] if "Sid" in s}
+    assert statements["RunPipelineJobs"]["Resource"] == [
+        "arn:aws:sagemaker:eu-west-1:222222222222:processing-job/pipelines-*",
+        "arn:aws:sagemaker:eu-west-1:222222222222:training-job/pipelines-*",
+    ]
+    assert statements["PassRoleToJobs"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    assert statements["PullStepImages"]["Resource"] == (
+        "arn:aws:ecr:eu-west-1:141502667606:repository/sagemaker-scikit-learn"
+    )
+    code = statements["StepCode"]["Resource"]
+    assert len(code) == 3 and all(r.startswith("arn:aws:s3:::cdk-hnb659fds-assets-222222222222-") for r in code)
+    for statement in statements.values():
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert not any(a.endswith(":*") or a == "*" for a in actions), statement
+
+
+def test_retraining_can_be_requested_by_event(example):
+    Template.from_json(example.template(STACK)).has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["mlops.monitoring"],
+                "detail-type": ["Retraining Requested"],
+                "detail": {"project": ["churn"]},
+            },
+            "Targets": [
+                {
+                    "Arn": "arn:aws:sagemaker:eu-west-1:222222222222:pipeline/mlops-churn",
+                    "Id": "Pipeline",
+                    "RoleArn": Match.any_value(),
+                }
+            ],
+        },
+    )
+    # no schedule unless the project asks for one
+    assert not any(
+        "ScheduleExpression" in r["Properties"] for r in example.resources(STACK, "AWS::Events::Rule").values()
+    )
+
+
+def test_schedule_and_spot_switches(single_account):
+    rules = single_account.resources("mlops-dev-churn-build", "AWS::Events::Rule").values()
+    assert [r["Properties"]["ScheduleExpression"] for r in rules if "ScheduleExpression" in r["Properties"]] == [
+        "rate(7 days)"
+    ]
+    key = _pipeline(single_account, "mlops-dev-churn-build")["Properties"]["PipelineDefinition"][
+        "PipelineDefinitionS3Location"
+    ]["Key"]
+    train = _steps(json.loads((single_account.outdir / f"asset.{key}").read_text()))["Train"]["Arguments"]
+    assert train["EnableManagedSpotTraining"] is True
+    assert train["StoppingCondition"]["MaxWaitTimeInSeconds"] == 7200
+    assert "CheckpointConfig" in train
+
+
+def test_pipeline_switched_off_leaves_only_the_role(single_account):
+    template = single_account.template("mlops-dev-fraud-build")
+    types = sorted(r["Type"] for r in template["Resources"].values())
+    assert types == ["AWS::IAM::ManagedPolicy", "AWS::IAM::Role"]
+
+
+def _walk_strings(node):
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _walk_strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk_strings(value)
+    elif isinstance(node, str):
+        yield node
