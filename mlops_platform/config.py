@@ -45,30 +45,28 @@ UserName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
 InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
 FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")]
 
-# Fields whose pattern error should read as a sentence rather than a regex.
-_PATTERN_HINTS = {
-    "AccountId": "a 12-digit AWS account id such as '111111111111'",
-    "Region": "an AWS region such as 'eu-west-1'",
-    "PlatformPrefix": "2-10 characters: lowercase letters and digits, starting with a letter",
-    "ProjectName": (
+_SCHEDULE_PATTERN = r"^(rate|cron)\(.+\)$"
+_S3_URI_PATTERN = r"^s3://[a-z0-9.\-]{3,63}(/.*)?$"
+
+
+def _pattern(alias: Any) -> str:
+    return get_args(alias)[1].pattern
+
+
+# Pattern errors read as a sentence naming what is allowed, not as a regex.
+_HINT_BY_PATTERN = {
+    _pattern(AccountId): "a 12-digit AWS account id such as '111111111111'",
+    _pattern(Region): "an AWS region such as 'eu-west-1'",
+    _pattern(PlatformPrefix): "2-10 characters: lowercase letters and digits, starting with a letter",
+    _pattern(ProjectName): (
         "2-20 characters: lowercase letters, digits and single hyphens, starting with a "
         "letter and not ending with a hyphen (it becomes part of AWS resource names)"
     ),
-    "UserName": "1-32 characters: lowercase letters, digits and single hyphens",
-    "InstanceType": "a SageMaker instance type such as 'ml.m5.xlarge'",
-    "FeatureName": "letters, digits, '-' or '_', up to 64 characters, starting with a letter or digit",
-}
-_HINT_BY_PATTERN = {
-    get_args(alias)[1].pattern: hint
-    for alias, hint in (
-        (AccountId, _PATTERN_HINTS["AccountId"]),
-        (Region, _PATTERN_HINTS["Region"]),
-        (PlatformPrefix, _PATTERN_HINTS["PlatformPrefix"]),
-        (ProjectName, _PATTERN_HINTS["ProjectName"]),
-        (UserName, _PATTERN_HINTS["UserName"]),
-        (InstanceType, _PATTERN_HINTS["InstanceType"]),
-        (FeatureName, _PATTERN_HINTS["FeatureName"]),
-    )
+    _pattern(UserName): "1-32 characters: lowercase letters, digits and single hyphens",
+    _pattern(InstanceType): "a SageMaker instance type such as 'ml.m5.xlarge'",
+    _pattern(FeatureName): "letters, digits, '-' or '_', up to 64 characters, starting with a letter or digit",
+    _SCHEDULE_PATTERN: "an EventBridge schedule such as 'rate(7 days)' or 'cron(0 3 ? * MON *)'",
+    _S3_URI_PATTERN: "an S3 URI such as 's3://bucket/prefix/'",
 }
 
 
@@ -266,19 +264,33 @@ class Spot(_Strict):
     max_wait_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
 
 
+# Trainium sizes SageMaker training offers; a typo here would only fail at job start.
+TRAINIUM_INSTANCE_TYPES = ("ml.trn1.2xlarge", "ml.trn1.32xlarge", "ml.trn1n.32xlarge", "ml.trn2.48xlarge")
+
+
 class Pipeline(_Strict):
     """The project's SageMaker Pipeline (preprocess, train, evaluate, register). Default on, CPU instances."""
 
     enabled: bool = True
     template: Literal["tabular"] = "tabular"
-    input_data_uri: str | None = Field(default=None, pattern=r"^s3://[a-z0-9.\-]{3,63}(/.*)?$")
+    input_data_uri: str | None = Field(default=None, pattern=_S3_URI_PATTERN)
     processing_instance_type: InstanceType = "ml.m5.xlarge"
     training_instance_type: InstanceType = "ml.m5.xlarge"
     training_instance_count: int = Field(default=1, ge=1, le=100)
     max_runtime_minutes: int = Field(default=60, ge=1, le=28 * 24 * 60)
     spot: Spot = Spot()
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
-    retrain_schedule: str | None = Field(default=None, pattern=r"^(rate|cron)\(.+\)$")
+    retrain_schedule: str | None = Field(default=None, pattern=_SCHEDULE_PATTERN)
+
+    @field_validator("training_instance_type")
+    @classmethod
+    def _trainium(cls, instance_type: str) -> str:
+        if instance_type.startswith("ml.trn") and instance_type not in TRAINIUM_INSTANCE_TYPES:
+            raise ValueError(
+                f"{instance_type!r} is not a Trainium training instance type; allowed: "
+                + ", ".join(TRAINIUM_INSTANCE_TYPES)
+            )
+        return instance_type
 
     @model_validator(mode="after")
     def _spot_wait(self) -> Pipeline:

@@ -300,6 +300,27 @@ BAD_CONFIGS = [
         "churn.yaml",
         ["features.feature_groups[0].record_identifier", "required"],
     ),
+    (
+        "unknown-trainium-size",
+        None,
+        {"churn": _project(pipeline={"training_instance_type": "ml.trn1.8xlarge"})},
+        "churn.yaml",
+        ["pipeline.training_instance_type", "not a Trainium", "ml.trn1.32xlarge"],
+    ),
+    (
+        "bad-instance-type",
+        None,
+        {"churn": _project(pipeline={"processing_instance_type": "m5.xlarge"})},
+        "churn.yaml",
+        ["pipeline.processing_instance_type", "SageMaker instance type"],
+    ),
+    (
+        "bad-retrain-schedule",
+        None,
+        {"churn": _project(pipeline={"retrain_schedule": "every week"})},
+        "churn.yaml",
+        ["pipeline.retrain_schedule", "every week"],
+    ),
     ("not-a-mapping", None, {"churn": ["just", "a", "list"]}, "churn.yaml", ["must be a mapping"]),
 ]
 

@@ -1,0 +1,31 @@
+"""``mlops``: the admin CLI for model approvals and releases (governance account).
+
+Commands (see ``mlops --help``)::
+
+    mlops approvals list [--project P]        versions waiting for approval
+    mlops approvals show ARN                  metrics vs thresholds vs what runs now, evidence
+    mlops approve ARN --reason TEXT           approve (refused, exit 3, if metrics/evidence fail the policy)
+    mlops reject ARN --reason TEXT            reject (the rejected Lambda rolls back what it served)
+    mlops releases [--project P]              what runs where, and the release history
+
+Global options: ``--config-dir`` (default ``config``), ``--profile``,
+``--region`` (default: the governance region from config) and ``--role-arn``
+(assume a role in the governance account first; default: use the profile's
+credentials as they are).
+
+Exit codes: 0 done; 1 AWS error; 2 usage, config, unknown project or model
+package, missing credentials; 3 refused by the approval policy.
+
+The command logic lives in :mod:`mlops_platform.cli.core` as functions that
+take boto3 clients, so tests (and other tools) call them directly. Importing
+this package is cheap: boto3 and rich load only when :func:`main` runs.
+"""
+
+from __future__ import annotations
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point (``mlops = mlops_platform.cli:main``)."""
+    from mlops_platform.cli.app import run
+
+    return run(argv)

@@ -1,0 +1,162 @@
+"""rich tables for the ``mlops`` commands (stdout)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mlops_platform.cli import core
+from mlops_platform.cli.policy import load_approval_module
+
+
+def _console() -> Console:
+    # Piped output (scripts, tests) gets wide lines so ARNs are never wrapped.
+    return Console(width=None if sys.stdout.isatty() else 240, highlight=False, soft_wrap=False)
+
+
+def _time(value: Any) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value) if value else "-"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def pending(rows: list[core.PendingVersion], projects: list[str]) -> None:
+    console = _console()
+    if not rows:
+        console.print(f"No versions await approval ({', '.join(projects) or 'no projects'}).")
+        return
+    table = Table(title="Versions awaiting approval", title_justify="left")
+    for name in ("Project", "Version", "Registered", "Description"):
+        table.add_column(name)
+    table.add_column("Model package ARN", no_wrap=True)
+    for row in rows:
+        table.add_row(row.project, str(row.version or "-"), _time(row.created), row.description or "", row.arn)
+    console.print(table)
+    console.print("Review one with: mlops approvals show ARN")
+
+
+def version(report: core.VersionReport) -> None:
+    policy_mod = load_approval_module("policy")
+    console = _console()
+    package, policy, target = report.package, report.policy, report.target
+    console.print(f"Model package  {target.arn}")
+    console.print(f"Project        {target.project} (group {target.group}, version {target.version})")
+    console.print(f"Status         {package.status or '-'}")
+    if package.approval_description:
+        console.print(f"Description    {package.approval_description}")
+    console.print(f"Registered by  {package.registrant.describe() if package.registrant else 'unknown'}")
+    if package.last_modified_by:
+        console.print(f"Last change by {package.last_modified_by.describe()}")
+
+    metrics = Table(title="Metrics vs thresholds", title_justify="left")
+    metrics.add_column("Metric")
+    metrics.add_column("Threshold (>=)", justify="right")
+    metrics.add_column(f"v{target.version}", justify="right")
+    for stage in report.stages:
+        label = f"{stage.stage} (v{stage.release.version})" if stage.release else f"{stage.stage} (none)"
+        metrics.add_column(label, justify="right")
+    metrics.add_column("Result")
+    for check in report.model_check.metric_checks:
+        name = f"{check.name} (primary)" if check.name == policy.primary_metric else check.name
+        served = [_fmt((stage.metrics or {}).get(check.name)) for stage in report.stages]
+        verdict = "pass" if check.passed else f"FAIL{': ' + check.problem if check.problem else ''}"
+        metrics.add_row(name, _fmt(check.threshold), _fmt(check.value), *served, verdict)
+    console.print(metrics)
+
+    evidence = Table(title="Evidence", title_justify="left")
+    for name in ("Evidence", "Required", "Status"):
+        evidence.add_column(name)
+    evidence.add_column("Location", no_wrap=True)
+    locations = {
+        policy_mod.EVALUATION_REPORT: package.evaluation_report_uri,
+        policy_mod.DATA_QUALITY_BASELINE: " + ".join(
+            u for u in (package.data_quality_statistics_uri, package.data_quality_constraints_uri) if u
+        ),
+    }
+    for kind in policy_mod.EVIDENCE_KINDS:
+        required = kind in policy.required_evidence
+        status = "present" if package.has(kind) else ("MISSING" if required else "absent")
+        evidence.add_row(kind, "yes" if required else "no", status, locations[kind] or "-")
+    console.print(evidence)
+
+    if report.model_check.allowed:
+        console.print("Policy: metrics and evidence meet the policy; the guard checks the approver on approval.")
+    else:
+        console.print("Policy: an approval would be refused:")
+        for violation in report.model_check.violations:
+            console.print(f"  - {violation}")
+
+
+def updated(result: core.UpdateResult) -> None:
+    console = _console()
+    t = result.target
+    if not result.changed:
+        console.print(f"{t.group} version {t.version} is already {result.status}; nothing changed.")
+        return
+    console.print(f"{result.status} {t.group} version {t.version} (was {result.previous_status or 'unset'}).")
+    if result.status == core.APPROVED:
+        console.print(
+            "The approval guard now checks the approver; a valid approval is released to staging and deployed."
+        )
+    else:
+        console.print("If it was released, the rejected handler revokes it and rolls its stage back.")
+
+
+def releases(stages: list[core.StageReleases]) -> None:
+    console = _console()
+    current = Table(title="What runs where", title_justify="left")
+    for name in ("Project", "Stage", "Version", "Released at", "Approved by"):
+        current.add_column(name)
+    current.add_column("Model package ARN", no_wrap=True)
+    for stage in stages:
+        release = stage.current
+        if release is None:
+            current.add_row(stage.project, stage.stage, "-", "-", "-", "no model released")
+        else:
+            current.add_row(
+                stage.project,
+                stage.stage,
+                str(release.version),
+                release.recorded_at,
+                release.approved_by,
+                release.model_package_arn,
+            )
+    console.print(current)
+
+    history = Table(title="History", title_justify="left")
+    for name in ("Recorded at", "Project", "Stage", "Version", "Event", "Status", "Detail"):
+        history.add_column(name)
+    rows: list[tuple[str, ...]] = []
+    for stage in stages:
+        for r in stage.releases:
+            status = r.status + (f" at {r.revoked_at}" if r.revoked_at else "")
+            detail = f"by {r.approved_by}" + (f": {r.reason}" if r.reason else "")
+            if r.deployment_execution_id:
+                detail += f" (deployment {r.deployment_execution_id})"
+            rows.append((r.recorded_at, stage.project, stage.stage, str(r.version), "release", status, detail))
+        for rb in stage.rollbacks:
+            if rb.target_version is not None:
+                event, detail = f"rollback to v{rb.target_version}", f"v{rb.revoked_version} rejected"
+            else:
+                event, detail = "rollback", f"v{rb.revoked_version} rejected; no model to serve"
+            if rb.reason:
+                detail += f": {rb.reason}"
+            rows.append(
+                (rb.recorded_at, stage.project, stage.stage, str(rb.revoked_version), event, rb.outcome, detail)
+            )
+    if not rows:
+        console.print("No releases recorded yet.")
+        return
+    for row in sorted(rows, reverse=True):
+        history.add_row(*row)
+    console.print(history)

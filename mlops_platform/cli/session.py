@@ -1,0 +1,66 @@
+"""boto3 session for the CLI: profile, region and an optional role in the governance account."""
+
+from __future__ import annotations
+
+import getpass
+import re
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+
+
+def session_name() -> str:
+    """STS session name carrying the local user name, so CloudTrail and LastModifiedBy show who acted."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name is not a reason to fail
+        user = "unknown"
+    return ("mlops-cli-" + re.sub(r"[^\w+=,.@-]", "-", user))[:64]
+
+
+def make_session(*, profile: str | None, region: str, role_arn: str | None) -> boto3.Session:
+    """The profile's session (default credential chain when None), optionally assumed into ``role_arn``.
+
+    Raises botocore's ProfileNotFound / NoCredentialsError / ClientError; the
+    caller turns them into one line.
+    """
+    session = boto3.Session(profile_name=profile, region_name=region)
+    if not role_arn:
+        return session
+    credentials = session.client("sts", config=_CONFIG).assume_role(
+        RoleArn=role_arn, RoleSessionName=session_name(), DurationSeconds=3600
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=region,
+    )
+
+
+class Clients:
+    """Clients of one session, created on first use."""
+
+    def __init__(self, session: boto3.Session) -> None:
+        self._session = session
+        self._clients: dict[str, Any] = {}
+
+    def _get(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._session.client(service, config=_CONFIG)
+        return self._clients[service]
+
+    @property
+    def sagemaker(self) -> Any:
+        return self._get("sagemaker")
+
+    @property
+    def s3(self) -> Any:
+        return self._get("s3")
+
+    @property
+    def dynamodb(self) -> Any:
+        return self._get("dynamodb")
