@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Stack
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mlops_platform.config import PlatformSettings
+from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
 from stacks.components.network import PrivateNetwork
 from stacks.components.storage import ArtifactsBucket, PlatformKey
@@ -51,6 +53,9 @@ class BaselineStack(Stack):
             key=self.key,
             external_readers=external_readers,
         ).bucket
+        self.releases: dynamodb.TableV2 | None = None
+        if role == "governance":
+            self.releases = self._releases_table(naming)
         self.network: PrivateNetwork | None = None
         if role != "governance":
             self.network = PrivateNetwork(
@@ -64,6 +69,30 @@ class BaselineStack(Stack):
             )
             # CloudWatch Logs encrypts the flow-log group with this key.
             self.key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
+
+    def _releases_table(self, naming: Naming) -> dynamodb.TableV2:
+        """Which model version is released to which stage, with history; written by the approval guard."""
+        table = dynamodb.TableV2(
+            self,
+            "Releases",
+            table_name=naming.releases_table(),
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            encryption=dynamodb.TableEncryptionV2.customer_managed_key(self.key),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expires_at",
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            table,
+            "NIST.800.53.R5-DynamoDBInBackupPlan",
+            "Point-in-time recovery (35 days) covers the release history; deletion protection is on.",
+        )
+        return table
 
 
 _RETENTION = {

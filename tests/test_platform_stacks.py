@@ -27,6 +27,7 @@ EXPECTED_STACKS = {
 # Stateful resources must keep their logical ids: a change would replace them.
 PINNED_LOGICAL_IDS = {
     "mlops-governance-baseline": {
+        "ReleasesE6BA3EBF": "AWS::DynamoDB::GlobalTable",
         "KeyE447D366": "AWS::KMS::Key",
         "Artifacts80C0BB10": "AWS::S3::Bucket",
         "ArtifactsAccessLogs4D97777C": "AWS::S3::Bucket",
@@ -123,6 +124,29 @@ def test_baseline_key_and_bucket(example, role):
 def test_network_logical_id_is_pinned(example):
     # Not retained (nothing stateful lives in it), but a new id would rebuild every subnet and endpoint.
     assert example.template("mlops-dev-baseline")["Resources"]["Network6E62CE96"]["Type"] == "AWS::EC2::VPC"
+
+
+def test_release_table_is_encrypted_recoverable_and_protected(example):
+    t(example, "mlops-governance-baseline").has_resource_properties(
+        "AWS::DynamoDB::GlobalTable",
+        {
+            "TableName": "mlops-releases",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+            "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"},
+            "Replicas": [
+                Match.object_like(
+                    {
+                        "DeletionProtectionEnabled": True,
+                        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                        "SSESpecification": {"KMSMasterKeyId": Match.any_value()},
+                    }
+                )
+            ],
+        },
+    )
+    for role in ("dev", "staging", "prod"):
+        t(example, f"mlops-{role}-baseline").resource_count_is("AWS::DynamoDB::GlobalTable", 0)
 
 
 def test_governance_has_no_network(example):
