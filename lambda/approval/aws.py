@@ -1,0 +1,157 @@
+"""boto3 clients (created lazily, injectable) and the few AWS calls the handlers share.
+
+Error policy: "not there" answers that no retry can change (a deleted model
+package, a missing evaluation report) are returned as data; every other AWS
+error (throttling, AccessDenied, KMS, 5xx) is raised, so Lambda's asynchronous
+retries and then the dead-letter queue take the event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+SERVICES = ("sagemaker", "s3", "sns", "dynamodb", "codepipeline")
+_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+REPORT_MAX_BYTES = 5 * 1024 * 1024
+_MISSING_OBJECT = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
+
+
+class Clients:
+    """The handlers' boto3 clients, each created on first use. Pass ready-made ones (tests) as keywords."""
+
+    def __init__(self, **clients: Any) -> None:
+        unknown = set(clients) - set(SERVICES)
+        if unknown:
+            raise TypeError(f"unknown clients: {', '.join(sorted(unknown))}")
+        self._clients: dict[str, Any] = dict(clients)
+
+    def _get(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, config=_CONFIG)
+        return self._clients[service]
+
+    @property
+    def sagemaker(self) -> Any:
+        return self._get("sagemaker")
+
+    @property
+    def s3(self) -> Any:
+        return self._get("s3")
+
+    @property
+    def sns(self) -> Any:
+        return self._get("sns")
+
+    @property
+    def dynamodb(self) -> Any:
+        return self._get("dynamodb")
+
+    @property
+    def codepipeline(self) -> Any:
+        return self._get("codepipeline")
+
+
+_default: Clients | None = None
+
+
+def get_clients() -> Clients:
+    """Clients shared by the invocations of one Lambda environment."""
+    global _default
+    if _default is None:
+        _default = Clients()
+    return _default
+
+
+def error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def describe_package(sagemaker: Any, arn: str) -> dict[str, Any] | None:
+    """DescribeModelPackage, or None when the package no longer exists."""
+    try:
+        return sagemaker.describe_model_package(ModelPackageName=arn)
+    except ClientError as err:
+        message = str(err.response.get("Error", {}).get("Message", "")).lower()
+        if error_code(err) in ("ValidationException", "ResourceNotFound") and (
+            "not found" in message or "does not exist" in message
+        ):
+            return None
+        raise
+
+
+def split_s3_uri(uri: str) -> tuple[str, str] | None:
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        return None
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return (bucket, key) if bucket and key else None
+
+
+def read_report(s3: Any, uri: str | None) -> tuple[Any, str | None]:
+    """``(decoded JSON, None)`` or ``(None, problem)`` for the evaluation report at ``uri``.
+
+    A missing object or a document that is not JSON is a problem with the
+    evidence (reported, not retried); access and service errors are raised.
+    """
+    if not uri:
+        return None, "no evaluation report attached"
+    location = split_s3_uri(uri)
+    if location is None:
+        return None, f"{uri} is not an s3:// URI"
+    bucket, key = location
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as err:
+        if error_code(err) in _MISSING_OBJECT:
+            return None, f"{uri} does not exist"
+        raise
+    body = response["Body"].read(REPORT_MAX_BYTES + 1)
+    if len(body) > REPORT_MAX_BYTES:
+        return None, f"{uri} is larger than {REPORT_MAX_BYTES // (1024 * 1024)} MiB"
+    try:
+        return json.loads(body), None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return None, f"{uri} is not JSON ({err.__class__.__name__})"
+
+
+def publish(sns: Any, topic_arn: str, subject: str, message: str) -> str:
+    """Publish to the approvers' topic; returns the message id."""
+    # SNS subjects: ASCII, no line breaks, at most 100 characters.
+    subject = subject.encode("ascii", "replace").decode().replace("\n", " ")[:100]
+    return sns.publish(TopicArn=topic_arn, Subject=subject, Message=message)["MessageId"]
+
+
+def deployment_token(kind: str, arn: str, stage: str, record_event_id: str) -> str:
+    """clientRequestToken: the same for every retry of one release or rollback record."""
+    digest = hashlib.sha256(f"{kind}|{arn}|{stage}|{record_event_id}".encode()).hexdigest()
+    return f"{kind}-{digest[:48]}"
+
+
+def start_deployment(
+    codepipeline: Any, pipeline: str, *, project: str, stage: str, model_package_arn: str, token: str
+) -> str:
+    """Start the deploy pipeline for one stage; returns the execution id."""
+    response = codepipeline.start_pipeline_execution(
+        name=pipeline,
+        variables=[
+            {"name": "PROJECT", "value": project},
+            {"name": "STAGE", "value": stage},
+            {"name": "MODEL_PACKAGE_ARN", "value": model_package_arn},
+        ],
+        clientRequestToken=token,
+    )
+    return str(response["pipelineExecutionId"])
+
+
+def context_request_id(context: Any) -> str | None:
+    return getattr(context, "aws_request_id", None) if context is not None else None
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
