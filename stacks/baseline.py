@@ -56,6 +56,8 @@ class BaselineStack(Stack):
         self.releases: dynamodb.TableV2 | None = None
         if role == "governance":
             self.releases = self._releases_table(naming)
+            # The approval rules deliver undeliverable events to KMS-encrypted dead-letter queues.
+            self.key.grant_encrypt_decrypt(iam.ServicePrincipal("events.amazonaws.com"))
         self.network: PrivateNetwork | None = None
         if role != "governance":
             self.network = PrivateNetwork(

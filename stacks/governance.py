@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mlops_platform.config import SERVING_STAGES, ProjectSettings
+from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
+from stacks.components.event_function import EventFunction
+
+APPROVAL_CODE = Path(__file__).resolve().parent.parent / "lambda" / "approval"
 
 
 def registry_policy(naming: Naming, project: str) -> dict:
@@ -86,10 +96,25 @@ class RegistryStack(Stack):
 
 
 class ApprovalStack(Stack):
-    """The project's approval workflow; holds the approvers' KMS-encrypted SNS topic."""
+    """The project's approval workflow on the governance account's default event bus.
+
+    Three handlers from ``lambda/approval`` (notify on ``PendingManualApproval``,
+    guard on ``Approved``, rejected on ``Rejected``), each behind a rule that
+    matches only this project's model package group, with one dead-letter queue,
+    and the approvers' KMS-encrypted SNS topic (the owners subscribe by email).
+    """
 
     def __init__(
-        self, scope: Construct, id: str, *, project: ProjectSettings, naming: Naming, key: kms.IKey, **kwargs
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        project: ProjectSettings,
+        naming: Naming,
+        policy: dict,
+        key: kms.IKey,
+        releases: dynamodb.ITableV2,
+        **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
         self.topic = sns.Topic(
@@ -107,3 +132,107 @@ class ApprovalStack(Stack):
                 protocol=sns.SubscriptionProtocol.EMAIL,
                 endpoint=owner,
             )
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(self.dead_letters, "AwsSolutions-SQS3", "This queue is the dead-letter queue itself.")
+
+        group = naming.model_package_group(project.name)
+        versions = naming.model_package_arns(project.name)
+        evaluation_reports = f"{naming.bucket_arn('dev')}/{naming.project_prefix(project.name)}/*"
+        deploy_pipeline = f"arn:aws:codepipeline:{self.region}:{self.account}:{naming.deploy_pipeline()}"
+        environment = {
+            "TOPIC_ARN": self.topic.topic_arn,
+            "RELEASES_TABLE": naming.releases_table(),
+            "DEPLOY_PIPELINE_NAME": naming.deploy_pipeline(),
+            "APPROVAL_POLICY": json.dumps(policy, sort_keys=True),
+        }
+        table = releases.table_arn
+        publish = iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[self.topic.topic_arn])
+        describe = iam.PolicyStatement(
+            sid="ReadVersions", actions=["sagemaker:DescribeModelPackage"], resources=[versions]
+        )
+        read_report = iam.PolicyStatement(
+            sid="ReadEvaluationReport", actions=["s3:GetObject"], resources=[evaluation_reports]
+        )
+        decrypt_dev = iam.PolicyStatement(
+            sid="DecryptDevArtifacts",
+            actions=["kms:Decrypt"],
+            resources=[naming.key_arn_pattern("dev")],
+            conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": naming.key_alias("dev")}},
+        )
+        deploy = iam.PolicyStatement(
+            sid="StartDeployment", actions=["codepipeline:StartPipelineExecution"], resources=[deploy_pipeline]
+        )
+
+        def records(*actions: str) -> iam.PolicyStatement:
+            return iam.PolicyStatement(sid="Releases", actions=[f"dynamodb:{a}" for a in actions], resources=[table])
+
+        handlers = {
+            "Notify": (
+                "notify",
+                "PendingManualApproval",
+                "Tell approvers about a new version",
+                [describe, read_report, decrypt_dev, publish, records("PutItem", "DeleteItem")],
+            ),
+            "Guard": (
+                "guard",
+                "Approved",
+                "Check an approval against the policy; release or revert it",
+                [
+                    describe,
+                    read_report,
+                    decrypt_dev,
+                    publish,
+                    deploy,
+                    iam.PolicyStatement(
+                        sid="RevertApproval", actions=["sagemaker:UpdateModelPackage"], resources=[versions]
+                    ),
+                    records("PutItem", "GetItem", "UpdateItem"),
+                ],
+            ),
+            "Rejected": (
+                "rejected",
+                "Rejected",
+                "Report a rejection; roll back a released version",
+                [describe, publish, deploy, records("Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem")],
+            ),
+        }
+        self.functions: dict[str, EventFunction] = {}
+        for construct_id, (kind, status, description, statements) in handlers.items():
+            function = EventFunction(
+                self,
+                construct_id,
+                code_dir=APPROVAL_CODE,
+                handler=f"{kind}.handler",
+                description=f"{project.name}: {description}",
+                function_name=f"{naming.prefix}-{project.name}-approval-{kind}",
+                role_name=naming.role_name(project.name, "governance", kind),
+                event_pattern=events.EventPattern(
+                    source=["aws.sagemaker"],
+                    detail_type=["SageMaker Model Package State Change"],
+                    detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": [status]},
+                ),
+                environment=environment,
+                statements=statements,
+                key=key,
+                dead_letter_queue=self.dead_letters,
+            )
+            function.role.acknowledge(
+                f"AwsSolutions-IAM5[Resource::{versions}]", "Versions of this project's model package group only."
+            )
+            if kind != "rejected":
+                function.role.acknowledge(
+                    f"AwsSolutions-IAM5[Resource::{evaluation_reports}]",
+                    "Evaluation reports under the project's prefix of the dev artifacts bucket.",
+                )
+                function.role.acknowledge(
+                    f"AwsSolutions-IAM5[Resource::{naming.key_arn_pattern('dev')}]",
+                    "Key ids differ per account; kms:ResourceAliases pins the dev platform key.",
+                )
+            self.functions[construct_id] = function

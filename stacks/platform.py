@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aws_cdk import App, Environment, Stack, Stage, Tags
 
+from mlops_platform.approval_policy import policy_document
 from mlops_platform.config import ROLES, SERVING_STAGES, PlatformConfig, ProjectSettings
 from mlops_platform.nag import add_rule_packs
 from mlops_platform.naming import Naming
@@ -26,11 +27,17 @@ def build_platform(app: App, config: PlatformConfig, *, definition_cache: Path) 
     """
     platform = config.platform
     naming = Naming(platform)
-    # Staging and prod models read their artifacts from the dev bucket with the dev key.
+    # Staging and prod models read their artifacts from the dev bucket with the dev key,
+    # and the governance approval handlers read the evaluation reports next to them.
     dev_readers = [
-        (naming.model_role_arn(name, stage), naming.project_prefix(name))
+        (naming.role_arn(name, role, purpose), naming.project_prefix(name))
         for name in config.projects
-        for stage in SERVING_STAGES
+        for role, purpose in (
+            ("staging", "model"),
+            ("prod", "model"),
+            ("governance", "notify"),
+            ("governance", "guard"),
+        )
     ]
     stages: dict[str, Stage] = {}
     for role in ROLES:
@@ -95,7 +102,14 @@ def _project_stacks(
     if role == "governance":
         stacks.append(RegistryStack(stage, f"{project_id}Registry", **props("registry", "model registry (stateful)")))
         stacks.append(
-            ApprovalStack(stage, f"{project_id}Approval", key=baseline.key, **props("approval", "approval workflow"))
+            ApprovalStack(
+                stage,
+                f"{project_id}Approval",
+                key=baseline.key,
+                releases=baseline.releases,
+                policy=policy_document(config, project.name),
+                **props("approval", "approval workflow"),
+            )
         )
     if studio is not None:
         stacks.append(

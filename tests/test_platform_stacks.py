@@ -188,7 +188,7 @@ def test_network_is_private_with_endpoints_and_flow_logs(example, role, cidr):
     template.has_resource_properties("AWS::Logs::LogGroup", {"KmsKeyId": Match.any_value(), "RetentionInDays": 365})
 
 
-def test_dev_bucket_and_key_trust_only_named_serving_roles(example):
+def test_dev_bucket_and_key_trust_only_named_cross_account_roles(example):
     template = example.template("mlops-dev-baseline")
     policies = [r for r in template["Resources"].values() if r["Type"] == "AWS::S3::BucketPolicy"]
     external = [
@@ -198,6 +198,8 @@ def test_dev_bucket_and_key_trust_only_named_serving_roles(example):
         if str(s.get("Sid", "")).startswith("ExternalRead")
     ]
     assert sorted(s["Condition"]["ArnEquals"]["aws:PrincipalArn"] for s in external) == [
+        "arn:aws:iam::111111111111:role/mlops-churn-governance-guard",
+        "arn:aws:iam::111111111111:role/mlops-churn-governance-notify",
         "arn:aws:iam::333333333333:role/mlops-churn-staging-model",
         "arn:aws:iam::444444444444:role/mlops-churn-prod-model",
     ]
@@ -206,7 +208,7 @@ def test_dev_bucket_and_key_trust_only_named_serving_roles(example):
         assert statement["Resource"]["Fn::Join"][1][-1] == "/projects/churn/*"
     key = next(r for r in template["Resources"].values() if r["Type"] == "AWS::KMS::Key")
     decrypt = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if str(s.get("Sid", "")).startswith("Decrypt")]
-    assert {s["Sid"] for s in decrypt} == {"DecryptFor333333333333", "DecryptFor444444444444"}
+    assert {s["Sid"] for s in decrypt} == {"DecryptFor111111111111", "DecryptFor333333333333", "DecryptFor444444444444"}
     for statement in decrypt:
         assert statement["Action"] == ["kms:Decrypt", "kms:DescribeKey"]
         assert "ArnLike" in statement["Condition"]
@@ -432,3 +434,95 @@ def test_offline_store_role_is_scoped_to_the_project(example):
 def test_no_feature_store_stack_without_feature_groups(single_account):
     # the fraud project of the single-account variant has the example's groups; churn too
     assert "mlops-dev-fraud-features" in single_account.templates
+
+
+# ------------------------------------------------------------------ approval workflow
+
+APPROVAL = "mlops-governance-churn-approval"
+
+
+@pytest.mark.parametrize(
+    "kind,status", [("notify", "PendingManualApproval"), ("guard", "Approved"), ("rejected", "Rejected")]
+)
+def test_each_status_has_its_rule_and_handler(example, kind, status):
+    template = t(example, APPROVAL)
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Model Package State Change"],
+                "detail": {"ModelPackageGroupName": ["mlops-churn"], "ModelApprovalStatus": [status]},
+            },
+            "Targets": [
+                Match.object_like(
+                    {"DeadLetterConfig": {"Arn": Match.any_value()}, "RetryPolicy": {"MaximumRetryAttempts": 4}}
+                )
+            ],
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "FunctionName": f"mlops-churn-approval-{kind}",
+            "Handler": f"{kind}.handler",
+            "Runtime": "python3.14",
+            "ReservedConcurrentExecutions": 1,
+            "DeadLetterConfig": {"TargetArn": Match.any_value()},
+            "Environment": {
+                "Variables": {
+                    "RELEASES_TABLE": "mlops-releases",
+                    "DEPLOY_PIPELINE_NAME": "mlops-deploy",
+                    "TOPIC_ARN": Match.any_value(),
+                    "APPROVAL_POLICY": Match.serialized_json(
+                        Match.object_like(
+                            {
+                                "project": "churn",
+                                "model_package_group": "mlops-churn",
+                                "approvers": ["alice"],
+                                "metric_thresholds": {"accuracy": 0.7, "auc": 0.75},
+                            }
+                        )
+                    ),
+                }
+            },
+        },
+    )
+    template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2})
+    template.has_resource_properties("AWS::IAM::Role", {"RoleName": f"mlops-churn-governance-{kind}"})
+
+
+def test_only_the_guard_may_change_a_version(example):
+    policies = example.resources(APPROVAL, "AWS::IAM::ManagedPolicy").values()
+    updaters = [
+        p
+        for p in policies
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if "sagemaker:UpdateModelPackage" in json.dumps(s["Action"])
+    ]
+    assert len(updaters) == 1
+    statement = next(
+        s for s in updaters[0]["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "RevertApproval"
+    )
+    assert statement["Resource"] == "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-churn/*"
+
+
+def test_dead_letter_queue_is_encrypted(example):
+    t(example, APPROVAL).has_resource_properties("AWS::SQS::Queue", {"KmsMasterKeyId": Match.any_value()})
+    t(example, APPROVAL).has_resource_properties(
+        "AWS::Logs::LogGroup", {"LogGroupName": "/aws/lambda/mlops-churn-approval-guard", "KmsKeyId": Match.any_value()}
+    )
+
+
+def test_dev_bucket_lets_the_approval_handlers_read_reports(example):
+    policies = example.resources("mlops-dev-baseline", "AWS::S3::BucketPolicy").values()
+    readers = {
+        s["Condition"]["ArnEquals"]["aws:PrincipalArn"]
+        for p in policies
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if str(s.get("Sid", "")).startswith("ExternalRead")
+    }
+    assert {
+        "arn:aws:iam::111111111111:role/mlops-churn-governance-notify",
+        "arn:aws:iam::111111111111:role/mlops-churn-governance-guard",
+    } <= readers

@@ -4,9 +4,8 @@
 Python keyword), so the CLI loads ``policy.py`` and ``releases.py`` from it by
 file path: the CLI and the guard evaluate approvals with the very same code.
 
-:func:`policy_document` is the ``APPROVAL_POLICY`` environment variable of a
-project's approval Lambdas; the CDK stack should ``json.dumps(..., sort_keys=True)``
-it so that synth stays deterministic.
+:func:`load_policy` evaluates with the same ``APPROVAL_POLICY`` document the
+approval Lambdas of the project get (``mlops_platform.approval_policy``).
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from mlops_platform.approval_policy import policy_document
 from mlops_platform.config import PlatformConfig
-from mlops_platform.naming import Naming
 
 APPROVAL_DIR = Path(__file__).resolve().parents[2] / "lambda" / "approval"
 # Modules of lambda/approval with no sibling imports (safe to load on their own).
@@ -50,21 +49,6 @@ def load_approval_module(name: str) -> ModuleType:
     finally:
         sys.dont_write_bytecode = previous
     return module
-
-
-def policy_document(config: PlatformConfig, project: str) -> dict[str, Any]:
-    """The ``APPROVAL_POLICY`` document of ``project``: its approval section plus registry names."""
-    settings = config.projects[project]
-    approval = settings.approval
-    return {
-        "project": settings.name,
-        "model_package_group": Naming(config.platform).model_package_group(settings.name),
-        "approvers": list(approval.approvers),
-        "primary_metric": approval.primary_metric,
-        "metric_thresholds": dict(sorted(approval.metric_thresholds.items())),
-        "required_evidence": list(approval.required_evidence),
-        "allow_self_approval": approval.allow_self_approval,
-    }
 
 
 def load_policy(config: PlatformConfig, project: str) -> Any:

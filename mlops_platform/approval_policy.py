@@ -1,0 +1,23 @@
+"""The approval policy document a project's approval Lambdas and the admin CLI both evaluate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_platform.config import PlatformConfig
+from mlops_platform.naming import Naming
+
+
+def policy_document(config: PlatformConfig, project: str) -> dict[str, Any]:
+    """The ``APPROVAL_POLICY`` document of ``project``: its approval section plus registry names."""
+    settings = config.projects[project]
+    approval = settings.approval
+    return {
+        "project": settings.name,
+        "model_package_group": Naming(config.platform).model_package_group(settings.name),
+        "approvers": list(approval.approvers),
+        "primary_metric": approval.primary_metric,
+        "metric_thresholds": dict(sorted(approval.metric_thresholds.items())),
+        "required_evidence": list(approval.required_evidence),
+        "allow_self_approval": approval.allow_self_approval,
+    }

@@ -1,0 +1,112 @@
+"""A Lambda that handles one kind of EventBridge event, with the guard rails every handler needs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from mlops_platform.nag import acknowledge
+from stacks.components.roles import ServiceRole
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14  # cdk-nag L1: the latest Python runtime
+
+
+class EventFunction(Construct):
+    """Lambda ``handler`` from ``code_dir`` behind an EventBridge rule matching ``event_pattern``.
+
+    Defaults: 60 s timeout, reserved concurrency 1 (handlers of one project run
+    one at a time, so duplicate deliveries are serialised), two async retries,
+    then the dead-letter queue; the rule target also sends undeliverable events
+    there. Logs go to a KMS-encrypted group kept for a year. The role holds only
+    ``statements`` plus writing its own logs.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        code_dir: Path,
+        handler: str,
+        description: str,
+        event_pattern: events.EventPattern,
+        environment: Mapping[str, str],
+        statements: Sequence[iam.PolicyStatement],
+        key: kms.IKey,
+        dead_letter_queue: sqs.IQueue,
+        function_name: str,
+        role_name: str | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        stack = Stack.of(self)
+        log_group_name = f"/aws/lambda/{function_name}"
+        log_streams = f"arn:aws:logs:{stack.region}:{stack.account}:log-group:{log_group_name}:*"
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=log_group_name,
+            encryption_key=key,
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.role = ServiceRole(
+            self,
+            "Role",
+            service="lambda.amazonaws.com",
+            role_name=role_name,
+            description=description,
+            key=key,
+            statements=[
+                *statements,
+                iam.PolicyStatement(
+                    sid="OwnLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[log_streams],
+                ),
+                iam.PolicyStatement(
+                    sid="DeadLetters", actions=["sqs:SendMessage"], resources=[dead_letter_queue.queue_arn]
+                ),
+            ],
+        )
+        self.function = lambda_.Function(
+            self,
+            "Resource",
+            function_name=function_name,
+            runtime=RUNTIME,
+            handler=handler,
+            code=lambda_.Code.from_asset(str(code_dir), exclude=["__pycache__", "*.pyc"]),
+            description=description,
+            role=iam.Role.from_role_arn(self, "ExecutionRole", self.role.role.role_arn, mutable=False),
+            timeout=Duration.seconds(60),
+            memory_size=256,
+            environment=dict(environment),
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            reserved_concurrent_executions=1,
+            dead_letter_queue=dead_letter_queue,
+            retry_attempts=2,
+        )
+        self.function.node.add_dependency(self.role)
+        self.rule = events.Rule(self, "Rule", description=description, event_pattern=event_pattern)
+        self.rule.add_target(
+            targets.LambdaFunction(self.function, dead_letter_queue=dead_letter_queue, retry_attempts=4)
+        )
+        self.role.acknowledge(
+            f"AwsSolutions-IAM5[Resource::{log_streams}]", "Streams of this function's own log group."
+        )
+        acknowledge(
+            self.function,
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "Calls only AWS APIs (SageMaker, S3, DynamoDB, SNS, CodePipeline); the governance "
+            "account has no VPC and no private data path to protect.",
+        )
