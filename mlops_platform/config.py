@@ -128,7 +128,7 @@ class Network(_Strict):
 class Studio(_Strict):
     """SageMaker Studio domains. Default: one IAM-auth domain in dev only."""
 
-    accounts: list[WorkloadRole] = Field(default_factory=lambda: ["dev"])
+    accounts: list[WorkloadRole] = Field(default=["dev"])
     auth_mode: Literal["IAM", "SSO"] = "IAM"
     idle_timeout_minutes: int = Field(default=120, ge=60, le=525600)
 
@@ -143,7 +143,7 @@ class Studio(_Strict):
 class Nag(_Strict):
     """cdk-nag rule packs that run on every synth and fail it. Default: AwsSolutions + NIST 800-53 rev 5."""
 
-    packs: list[NagPack] = Field(default_factory=lambda: ["AwsSolutions", "NIST.800-53.R5"])
+    packs: list[NagPack] = Field(default=["AwsSolutions", "NIST.800-53.R5"])
 
 
 class PlatformSettings(_Strict):
@@ -316,7 +316,7 @@ class Approval(_Strict):
     approvers: list[str] = Field(min_length=1)
     primary_metric: str = "auc"
     metric_thresholds: dict[str, float] = Field(default_factory=lambda: {"auc": 0.7})
-    required_evidence: list[Evidence] = Field(default_factory=lambda: ["evaluation_report", "data_quality_baseline"])
+    required_evidence: list[Evidence] = Field(default=["evaluation_report", "data_quality_baseline"])
     allow_self_approval: bool = False
 
     @model_validator(mode="after")

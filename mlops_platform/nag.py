@@ -8,12 +8,13 @@ Every pack runs as a CDK validation plugin, so any unacknowledged finding makes
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import cdk_nag
 from aws_cdk import Acknowledgment, Stage, Validations
 from constructs import IConstruct
 
-_PACKS = {
+_PACKS: dict[str, Any] = {
     "AwsSolutions": cdk_nag.AwsSolutionsChecks,
     "NIST.800-53.R5": cdk_nag.NIST80053R5Checks,
     "HIPAA.Security": cdk_nag.HIPAASecurityChecks,

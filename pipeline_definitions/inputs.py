@@ -167,6 +167,7 @@ class PipelineInputs:
             f"model-package-group/<name>, got {self.model_package_group_arn!r}",
         )
         # CreateModelPackage is regional: the registry group must be in the pipeline's region.
+        assert group is not None  # need() above raised otherwise
         need(
             group.group("region") == self.region,
             f"model_package_group_arn is in {group.group('region')} but the pipeline runs in "

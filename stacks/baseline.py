@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -10,7 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mlops_platform.config import PlatformSettings
+from mlops_platform.config import PlatformSettings, WorkloadRole
 from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
 from stacks.components.network import PrivateNetwork
@@ -63,7 +64,7 @@ class BaselineStack(Stack):
             self.network = PrivateNetwork(
                 self,
                 "Network",
-                cidr=str(platform.network.vpc_cidrs[role]),
+                cidr=str(platform.network.vpc_cidrs[cast(WorkloadRole, role)]),
                 max_azs=platform.network.max_azs,
                 nat_gateways=platform.network.nat_gateways,
                 key=self.key,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import App, Environment, Stack, Stage, Tags
+from aws_cdk import aws_dynamodb as dynamodb
 
 from mlops_platform.approval_policy import policy_document
 from mlops_platform.config import ROLES, SERVING_STAGES, PlatformConfig, ProjectSettings
@@ -106,7 +107,7 @@ def _project_stacks(
                 stage,
                 f"{project_id}Approval",
                 key=baseline.key,
-                releases=baseline.releases,
+                releases=_releases_table(baseline),
                 policy=policy_document(config, project.name),
                 **props("approval", "approval workflow"),
             )
@@ -146,3 +147,9 @@ def _project_stacks(
             )
         )
     return stacks
+
+
+def _releases_table(baseline: BaselineStack) -> dynamodb.ITableV2:
+    if baseline.releases is None:
+        raise ValueError("the governance baseline must hold the release table")
+    return baseline.releases

@@ -15,6 +15,7 @@ from mlops_platform.config import ProjectSettings
 from mlops_platform.naming import Naming
 from pipeline_definitions import PipelineInputs, build_train_source_tarball, definition_for, script_path
 from pipeline_definitions.cache import cache_path
+from pipeline_definitions.inputs import DEFAULT_HYPERPARAMETERS
 
 
 class ModelPipeline(Construct):
@@ -68,11 +69,8 @@ class ModelPipeline(Construct):
             kms_key_arn=f"arn:aws:kms:{stack.region}:{stack.account}:{naming.key_alias('dev')}",
             metric_name=project.approval.primary_metric,
             metric_threshold=threshold,
-            **(
-                {"hyperparameters": tuple(sorted((k, str(v)) for k, v in config.hyperparameters.items()))}
-                if config.hyperparameters
-                else {}
-            ),
+            hyperparameters=tuple(sorted((k, str(v)) for k, v in config.hyperparameters.items()))
+            or DEFAULT_HYPERPARAMETERS,
         )
         self.definition = json.loads(definition_for(self.inputs, definition_cache))
         definition_asset = s3_assets.Asset(self, "Definition", path=str(cache_path(self.inputs, definition_cache)))
