@@ -146,6 +146,106 @@ class Nag(_Strict):
     packs: list[NagPack] = Field(default=["AwsSolutions", "NIST.800-53.R5"])
 
 
+# HyperPod worker instance types with Trainium chips (and EFA).
+HYPERPOD_TRAINIUM_TYPES = ("ml.trn1.32xlarge", "ml.trn1n.32xlarge", "ml.trn2.48xlarge")
+LUSTRE_PERSISTENT_2_THROUGHPUT = (125, 250, 500, 1000)
+DRA_EVENTS = Literal["NEW", "CHANGED", "DELETED"]
+
+
+class DataRepository(_Strict):
+    """An S3 prefix of the dev artifacts bucket linked into the file system at ``fs_path``."""
+
+    s3_prefix: str = Field(pattern=r"^[a-zA-Z0-9!_.*'()/-]+/$")
+    fs_path: str = Field(pattern=r"^/[a-zA-Z0-9_./-]+$")
+    auto_import: list[DRA_EVENTS] = Field(default=["NEW", "CHANGED", "DELETED"])
+    auto_export: list[DRA_EVENTS] = Field(default=["NEW", "CHANGED", "DELETED"])
+
+
+class Lustre(_Strict):
+    """FSx for Lustre 2.15 with LZ4 compression. Default: PERSISTENT_2, 1200 GiB, 250 MB/s/TiB."""
+
+    deployment_type: Literal["PERSISTENT_2", "SCRATCH_2"] = "PERSISTENT_2"
+    storage_capacity_gib: int = Field(default=1200, ge=1200)
+    throughput_per_unit: int | None = 250
+    data_repositories: list[DataRepository] = Field(default=[], max_length=8)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Lustre:
+        if self.storage_capacity_gib != 1200 and self.storage_capacity_gib % 2400:
+            raise ValueError(
+                f"storage_capacity_gib {self.storage_capacity_gib} must be 1200 or a multiple of 2400 "
+                f"for {self.deployment_type}"
+            )
+        if self.deployment_type == "PERSISTENT_2":
+            if self.throughput_per_unit not in LUSTRE_PERSISTENT_2_THROUGHPUT:
+                raise ValueError(
+                    f"throughput_per_unit {self.throughput_per_unit} is not allowed for PERSISTENT_2; "
+                    f"allowed: {', '.join(map(str, LUSTRE_PERSISTENT_2_THROUGHPUT))}"
+                )
+        elif self.throughput_per_unit is not None:
+            raise ValueError("throughput_per_unit applies to PERSISTENT_2 only; SCRATCH_2 has a fixed baseline")
+        paths = [r.fs_path for r in self.data_repositories]
+        if len(set(paths)) != len(paths):
+            raise ValueError("data_repositories: two associations use the same fs_path")
+        return self
+
+
+class InstanceGroup(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")
+    instance_type: InstanceType
+    count: int = Field(default=1, ge=1, le=256)
+    threads_per_core: Literal[1, 2] = 1
+    ebs_volume_gb: int = Field(default=500, ge=1, le=16384)
+
+
+class TrainingCluster(_Strict):
+    """Shared FSx for Lustre + SageMaker HyperPod (Slurm) cluster in dev. Default off.
+
+    The cluster, its subnet and the file system share one AZ, given by AZ *id*
+    (``euw1-az1``) because AZ names map to different zones in each account.
+    The subnet ``cidr`` must lie in the upper half of the dev VPC range, which
+    the VPC's own subnets never use.
+    """
+
+    enabled: bool = False
+    availability_zone_id: str = Field(default="euw1-az1", pattern=r"^[a-z]{2,5}[0-9]-az[0-9]+$")
+    fsx_availability_zone_id: str | None = None
+    subnet_type: Literal["private", "public"] = "private"
+    cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.10.128.0/20")
+    fsx: Lustre = Lustre()
+    controller: InstanceGroup = InstanceGroup(name="controller", instance_type="ml.m5.xlarge")
+    workers: list[InstanceGroup] = Field(
+        default=[InstanceGroup(name="trn1", instance_type="ml.trn1.32xlarge", count=2)], min_length=1
+    )
+    deep_health_checks: list[Literal["InstanceStress", "InstanceConnectivity"]] = Field(
+        default=["InstanceStress", "InstanceConnectivity"]
+    )
+    node_recovery: Literal["Automatic", "None"] = "Automatic"
+    training_plan_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:training-plan/.+$"
+    )
+
+    @model_validator(mode="after")
+    def _guardrails(self) -> TrainingCluster:
+        if self.subnet_type != "private":
+            raise ValueError("subnet_type must be private: HyperPod clusters fail to create in public subnets")
+        if self.fsx_availability_zone_id and self.fsx_availability_zone_id != self.availability_zone_id:
+            raise ValueError(
+                f"fsx_availability_zone_id {self.fsx_availability_zone_id} differs from the cluster's "
+                f"availability_zone_id {self.availability_zone_id}; EFA and Lustre traffic must stay in one AZ"
+            )
+        for i, group in enumerate(self.workers):
+            if group.instance_type.startswith("ml.trn") and group.instance_type not in HYPERPOD_TRAINIUM_TYPES:
+                raise ValueError(
+                    f"workers[{i}].instance_type {group.instance_type!r} is not a HyperPod Trainium type; "
+                    f"allowed: {', '.join(HYPERPOD_TRAINIUM_TYPES)}"
+                )
+        names = [self.controller.name, *(g.name for g in self.workers)]
+        if len(set(names)) != len(names):
+            raise ValueError("instance group names must be unique across controller and workers")
+        return self
+
+
 class PlatformSettings(_Strict):
     """Contents of ``config/platform.yaml``."""
 
@@ -154,7 +254,21 @@ class PlatformSettings(_Strict):
     network: Network
     studio: Studio = Studio()
     nag: Nag = Nag()
+    training_cluster: TrainingCluster = TrainingCluster()
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cluster_subnet(self) -> PlatformSettings:
+        cluster = self.training_cluster
+        if cluster.enabled:
+            dev = self.network.vpc_cidrs["dev"]
+            upper = list(dev.subnets(prefixlen_diff=1))[1]
+            if not cluster.cidr.subnet_of(upper):
+                raise ValueError(
+                    f"training_cluster.cidr {cluster.cidr} must lie in the upper half of the dev VPC "
+                    f"({upper}), which the VPC's own subnets never use"
+                )
+        return self
 
     @model_validator(mode="after")
     def _same_region(self) -> PlatformSettings:
@@ -477,6 +591,8 @@ def _describe(path: Path, model: type[BaseModel], err: ValidationError) -> str:
         message = f"{first['input']!r} is not {_HINT_BY_PATTERN.get(pattern, 'valid (pattern ' + pattern + ')')}"
     elif kind == "value_error":
         message = str(first["ctx"]["error"])
+    elif kind in ("too_long", "too_short"):
+        message = first["msg"].replace(" after validation", "")
     else:
         message = f"{first['msg']}, got {first.get('input')!r}"
     more = (
