@@ -14,6 +14,8 @@ import cdk_nag
 from aws_cdk import Acknowledgment, Stage, Validations
 from constructs import IConstruct
 
+from mlops_platform.guardrails import GuardrailsPlugin
+
 _PACKS: dict[str, Any] = {
     "AwsSolutions": cdk_nag.AwsSolutionsChecks,
     "NIST.800-53.R5": cdk_nag.NIST80053R5Checks,
@@ -24,8 +26,8 @@ _PACKS: dict[str, Any] = {
 
 
 def add_rule_packs(stage: Stage, packs: Iterable[str]) -> None:
-    """Run the named packs over everything in ``stage``."""
-    Validations.of(stage).add_plugins(*(_PACKS[name](stage) for name in packs))
+    """Run the named cdk-nag packs, and always the platform's own SageMaker guardrails, over ``stage``."""
+    Validations.of(stage).add_plugins(*(_PACKS[name](stage) for name in packs), GuardrailsPlugin())
 
 
 def acknowledge(resource: IConstruct, rule: str, reason: str) -> None:

@@ -1,0 +1,168 @@
+"""The platform's own SageMaker rules, which cdk-nag does not have; run on every synth and fail it.
+
+They read the synthesized templates (so they see what CloudFormation will get):
+
+- ``MLOps-HyperPodEfaSelfRules``: every security group of a HyperPod cluster
+  admits all traffic from itself and sends all traffic to itself (EFA).
+- ``MLOps-HyperPodPrivateSubnet``: cluster subnets are defined in the stack and
+  do not give instances public IPs, and their route tables have no internet gateway route.
+- ``MLOps-HyperPodLifecycleBucket``: lifecycle scripts come from a bucket whose
+  name starts with ``sagemaker-`` (HyperPod reads no other).
+- ``MLOps-FsxLustrePorts``: every security group of an FSx for Lustre file
+  system admits TCP 988 and 1018-1023.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import (
+    IPolicyValidationContext,
+    IPolicyValidationPlugin,
+    PolicyValidationPluginReport,
+    PolicyViolatingResource,
+    PolicyViolation,
+)
+
+RULES = {
+    "MLOps-HyperPodEfaSelfRules": "HyperPod security groups need all-traffic ingress and egress to themselves for EFA.",
+    "MLOps-HyperPodPrivateSubnet": "HyperPod clusters must run in private subnets of the stack (no public IP or IGW).",
+    "MLOps-HyperPodLifecycleBucket": "HyperPod lifecycle scripts must come from a bucket named 'sagemaker-*'.",
+    "MLOps-FsxLustrePorts": "FSx for Lustre security groups must admit TCP 988 and 1018-1023.",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    logical_id: str
+    location: str
+
+
+def check_template(template: dict[str, Any]) -> list[Finding]:
+    """Every rule over one CloudFormation template."""
+    resources = template.get("Resources", {})
+    findings: list[Finding] = []
+    for logical_id, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::SageMaker::Cluster":
+            groups = _refs(props.get("VpcConfig", {}).get("SecurityGroupIds", []))
+            for group in groups or [None]:
+                if group is None or not _has_self_rule(resources, group):
+                    findings.append(Finding("MLOps-HyperPodEfaSelfRules", logical_id, "VpcConfig.SecurityGroupIds"))
+            for subnet in _refs(props.get("VpcConfig", {}).get("Subnets", [])) or [None]:
+                if subnet is None or not _is_private(resources, subnet):
+                    findings.append(Finding("MLOps-HyperPodPrivateSubnet", logical_id, "VpcConfig.Subnets"))
+            for i, group in enumerate(props.get("InstanceGroups", [])):
+                uri = group.get("LifeCycleConfig", {}).get("SourceS3Uri")
+                if not (isinstance(uri, str) and uri.startswith("s3://sagemaker-")):
+                    findings.append(
+                        Finding("MLOps-HyperPodLifecycleBucket", logical_id, f"InstanceGroups[{i}].LifeCycleConfig")
+                    )
+        if resource["Type"] == "AWS::FSx::FileSystem" and props.get("FileSystemType") == "LUSTRE":
+            for group in _refs(props.get("SecurityGroupIds", [])) or [None]:
+                if group is None or not _admits_lustre(resources, group):
+                    findings.append(Finding("MLOps-FsxLustrePorts", logical_id, "SecurityGroupIds"))
+    return findings
+
+
+def _refs(values: Any) -> list[str]:
+    """Logical ids referenced by ``Ref`` or ``Fn::GetAtt`` in a list (others are not this stack's)."""
+    found = []
+    for value in values if isinstance(values, list) else []:
+        if isinstance(value, dict) and "Ref" in value:
+            found.append(value["Ref"])
+        elif isinstance(value, dict) and "Fn::GetAtt" in value:
+            found.append(value["Fn::GetAtt"][0])
+        else:
+            found.append("")
+    return found
+
+
+def _rules(resources: dict, group: str, direction: str) -> Iterator[dict]:
+    """Inline and stand-alone ingress/egress rules of a security group."""
+    inline = "SecurityGroupIngress" if direction == "ingress" else "SecurityGroupEgress"
+    yield from resources.get(group, {}).get("Properties", {}).get(inline, [])
+    kind = "AWS::EC2::SecurityGroupIngress" if direction == "ingress" else "AWS::EC2::SecurityGroupEgress"
+    for resource in resources.values():
+        if resource["Type"] == kind and _refs([resource["Properties"].get("GroupId")]) == [group]:
+            yield resource["Properties"]
+
+
+def _has_self_rule(resources: dict, group: str) -> bool:
+    def all_to_self(rule: dict, peer_key: str) -> bool:
+        return str(rule.get("IpProtocol")) == "-1" and _refs([rule.get(peer_key)]) == [group]
+
+    return any(all_to_self(r, "SourceSecurityGroupId") for r in _rules(resources, group, "ingress")) and any(
+        all_to_self(r, "DestinationSecurityGroupId") for r in _rules(resources, group, "egress")
+    )
+
+
+def _admits_lustre(resources: dict, group: str) -> bool:
+    def covers(rule: dict, low: int, high: int) -> bool:
+        if str(rule.get("IpProtocol")) == "-1":
+            return True
+        return (
+            str(rule.get("IpProtocol")) == "tcp" and rule.get("FromPort", 0) <= low and rule.get("ToPort", -1) >= high
+        )
+
+    rules = list(_rules(resources, group, "ingress"))
+    return any(covers(r, 988, 988) for r in rules) and any(covers(r, 1018, 1023) for r in rules)
+
+
+def _is_private(resources: dict, subnet: str) -> bool:
+    resource = resources.get(subnet)
+    if not resource or resource["Type"] != "AWS::EC2::Subnet":
+        return False
+    if resource["Properties"].get("MapPublicIpOnLaunch") is True:
+        return False
+    tables = [
+        r["Properties"]["RouteTableId"]
+        for r in resources.values()
+        if r["Type"] == "AWS::EC2::SubnetRouteTableAssociation" and _refs([r["Properties"].get("SubnetId")]) == [subnet]
+    ]
+    for route in resources.values():
+        if route["Type"] == "AWS::EC2::Route" and route["Properties"].get("RouteTableId") in tables:
+            gateway = _refs([route["Properties"].get("GatewayId")])
+            if gateway and resources.get(gateway[0], {}).get("Type") == "AWS::EC2::InternetGateway":
+                return False
+    return True
+
+
+@jsii.implements(IPolicyValidationPlugin)
+class GuardrailsPlugin:
+    """CDK validation plugin running :func:`check_template` over every template of a stage."""
+
+    @property
+    def name(self) -> str:
+        return "MLOpsGuardrails"
+
+    @property
+    def version(self) -> str | None:
+        return "1"
+
+    @property
+    def rule_ids(self) -> list[str] | None:
+        return list(RULES)
+
+    def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
+        violations: dict[str, list[PolicyViolatingResource]] = {}
+        for path in context.template_paths:
+            for finding in check_template(json.loads(Path(path).read_text())):
+                violations.setdefault(finding.rule, []).append(
+                    PolicyViolatingResource(
+                        locations=[finding.location], resource_logical_id=finding.logical_id, template_path=path
+                    )
+                )
+        return PolicyValidationPluginReport(
+            success=not violations,
+            violations=[
+                PolicyViolation(rule_name=rule, description=RULES[rule], violating_resources=found, severity="error")
+                for rule, found in sorted(violations.items())
+            ],
+        )
