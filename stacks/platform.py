@@ -17,6 +17,7 @@ from stacks.feature_store import FeatureStoreStack
 from stacks.governance import ApprovalStack, RegistryStack
 from stacks.serving import ServingStack
 from stacks.studio import StudioStack, WorkspaceStack
+from stacks.training_cluster import TrainingClusterStack
 
 
 def build_platform(app: App, config: PlatformConfig, *, definition_cache: Path) -> dict[str, Stage]:
@@ -68,6 +69,16 @@ def build_platform(app: App, config: PlatformConfig, *, definition_cache: Path) 
                 description=f"{platform.prefix} {role}: SageMaker Studio domain (stateful)",
                 role=role,
                 platform=platform,
+                naming=naming,
+                baseline=baseline,
+            )
+        if role == "dev" and platform.training_cluster.enabled:
+            TrainingClusterStack(
+                stage,
+                "TrainingCluster",
+                stack_name=naming.stack_name(role, "training"),
+                description=f"{platform.prefix} dev: FSx for Lustre + HyperPod Trainium cluster (stateful)",
+                cluster=platform.training_cluster,
                 naming=naming,
                 baseline=baseline,
             )

@@ -25,13 +25,18 @@ def example(tmp_path_factory) -> Synthesized:
 def single_account(tmp_path_factory) -> Synthesized:
     """Every role in one account, two projects, Studio in dev and staging, SSO auth.
 
-    churn retrains on a schedule with spot training; fraud has its pipeline switched off.
+    churn retrains on a schedule with spot training; fraud has its pipeline switched off;
+    the shared training cluster (FSx + HyperPod) is on.
     """
     tmp = tmp_path_factory.mktemp("single")
     platform = example_platform()
     for role in platform["accounts"]:
         platform["accounts"][role]["id"] = "555555555555"
     platform["studio"] = {"accounts": ["dev", "staging"], "auth_mode": "SSO"}
+    platform["training_cluster"] = {
+        "enabled": True,
+        "fsx": {"data_repositories": [{"s3_prefix": "projects/churn/datasets/", "fs_path": "/datasets"}]},
+    }
     churn = example_project()
     for member in churn["members"]:
         member["sso_user"] = f"{member['user']}@example.com"

@@ -1,0 +1,319 @@
+"""Dev account: the shared training cluster — FSx for Lustre and a SageMaker HyperPod (Slurm) cluster."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_fsx as fsx
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3_deployment
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from hyperpod_lifecycle import SCRIPTS_DIR, provisioning_parameters_template
+from mlops_platform.config import TrainingCluster
+from mlops_platform.nag import acknowledge
+from mlops_platform.naming import Naming
+from stacks.baseline import BaselineStack
+from stacks.components.roles import ServiceRole
+
+# Lustre: 988 for LNet, 1018-1023 for the servers' replies.
+LUSTRE_PORTS = (ec2.Port.tcp(988), ec2.Port.tcp_range(1018, 1023))
+LIFECYCLE_PREFIX = "lifecycle"
+
+
+class TrainingClusterStack(Stack):
+    """FSx for Lustre linked to S3 and a HyperPod cluster of Trainium workers, in one AZ of the dev VPC.
+
+    Stateful (the file system is retained; termination protection on). The
+    cluster gets its own private subnet, chosen by AZ id, with an S3 gateway
+    route; every security group on the cluster admits all traffic from itself
+    (EFA needs it), the file system's group admits the Lustre ports from the
+    cluster. Lifecycle scripts are copied to a ``sagemaker-`` bucket, the only
+    kind HyperPod reads them from, with provisioning parameters generated from
+    config so group names, FSx DNS name and mount name always match.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        cluster: TrainingCluster,
+        naming: Naming,
+        baseline: BaselineStack,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id, termination_protection=True, **kwargs)
+        assert baseline.network is not None, "the training cluster needs the dev network"
+        vpc = baseline.network.vpc
+        key = baseline.key
+
+        self.subnet = ec2.CfnSubnet(
+            self,
+            "ClusterSubnet",
+            vpc_id=vpc.vpc_id,
+            cidr_block=str(cluster.cidr),
+            availability_zone_id=cluster.availability_zone_id,
+            map_public_ip_on_launch=False,
+            tags=[{"key": "Name", "value": f"{naming.prefix}-training-{cluster.availability_zone_id}"}],
+        )
+        route_table = ec2.CfnRouteTable(self, "ClusterRoutes", vpc_id=vpc.vpc_id)
+        ec2.CfnSubnetRouteTableAssociation(
+            self, "ClusterRoutesAssociation", subnet_id=self.subnet.ref, route_table_id=route_table.ref
+        )
+        ec2.CfnVPCEndpoint(
+            self,
+            "ClusterS3Endpoint",
+            vpc_id=vpc.vpc_id,
+            service_name=f"com.amazonaws.{self.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[route_table.ref],
+        )
+
+        self.cluster_security_group = ec2.SecurityGroup(
+            self, "ClusterSecurityGroup", vpc=vpc, description="HyperPod nodes (EFA)", allow_all_outbound=False
+        )
+        self.fsx_security_group = ec2.SecurityGroup(
+            self, "FsxSecurityGroup", vpc=vpc, description="FSx for Lustre", allow_all_outbound=False
+        )
+        nodes = self.cluster_security_group
+        # EFA requires all traffic to and from the group itself.
+        nodes.add_ingress_rule(nodes, ec2.Port.all_traffic(), "EFA between nodes")
+        nodes.add_egress_rule(nodes, ec2.Port.all_traffic(), "EFA between nodes")
+        nodes.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS endpoints over HTTPS")
+        acknowledge(
+            nodes,
+            "NIST.800.53.R5-EC2RestrictedCommonPorts",
+            "The only all-traffic rule admits the group itself, which EFA requires; nothing else gets in.",
+        )
+        for port in LUSTRE_PORTS:
+            nodes.add_egress_rule(self.fsx_security_group, port, "Lustre client to FSx")
+            self.fsx_security_group.add_ingress_rule(nodes, port, "Lustre from the cluster")
+            self.fsx_security_group.add_ingress_rule(self.fsx_security_group, port, "Lustre between servers")
+            self.fsx_security_group.add_egress_rule(self.fsx_security_group, port, "Lustre between servers")
+
+        self.file_system = self._file_system(cluster, naming, key)
+        lifecycle_bucket_name = f"sagemaker-{naming.prefix}-hyperpod-{self.account}-{self.region}"
+        self.lifecycle_bucket = s3.Bucket(
+            self,
+            "LifecycleBucket",
+            bucket_name=lifecycle_bucket_name,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=s3.Bucket.from_bucket_name(self, "AccessLogs", naming.access_logs_bucket("dev")),
+            server_access_logs_prefix="hyperpod-lifecycle/",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            self.lifecycle_bucket,
+            "NIST.800.53.R5-S3BucketReplicationEnabled",
+            "Holds lifecycle scripts generated from this repository; the repository is the copy.",
+        )
+        provisioning = provisioning_parameters_template(
+            controller_group=cluster.controller.name,
+            worker_groups=[g.name for g in cluster.workers],
+            fsx_dns_name=self.file_system.attr_dns_name,
+            fsx_mount_name=self.file_system.attr_lustre_mount_name,
+        )
+        upload = s3_deployment.BucketDeployment(
+            self,
+            "LifecycleScripts",
+            destination_bucket=self.lifecycle_bucket,
+            destination_key_prefix=LIFECYCLE_PREFIX,
+            sources=[
+                s3_deployment.Source.asset(str(SCRIPTS_DIR), exclude=["__pycache__", "*.pyc"]),
+                s3_deployment.Source.json_data("provisioning_parameters.json", provisioning),
+            ],
+            server_side_encryption=s3_deployment.ServerSideEncryption.AWS_KMS,
+            server_side_encryption_aws_kms_key_id=key.key_id,
+            retain_on_delete=True,
+            prune=True,
+        )
+
+        self._acknowledge_deployment_function(upload)
+        self.execution_role = self._execution_role(naming, key, lifecycle_bucket_name)
+        lifecycle = sagemaker.CfnCluster.ClusterLifeCycleConfigProperty(
+            source_s3_uri=f"s3://{lifecycle_bucket_name}/{LIFECYCLE_PREFIX}/",
+            on_create="on_create.sh",
+        )
+
+        def group(spec, health_checks: list[str]) -> sagemaker.CfnCluster.ClusterInstanceGroupProperty:
+            return sagemaker.CfnCluster.ClusterInstanceGroupProperty(
+                instance_group_name=spec.name,
+                instance_type=spec.instance_type,
+                instance_count=spec.count,
+                execution_role=self.execution_role.role.role_arn,
+                life_cycle_config=lifecycle,
+                threads_per_core=spec.threads_per_core,
+                instance_storage_configs=[
+                    sagemaker.CfnCluster.ClusterInstanceStorageConfigProperty(
+                        ebs_volume_config=sagemaker.CfnCluster.ClusterEbsVolumeConfigProperty(
+                            volume_size_in_gb=spec.ebs_volume_gb
+                        )
+                    )
+                ],
+                on_start_deep_health_checks=health_checks or None,
+                training_plan_arn=cluster.training_plan_arn if health_checks else None,
+            )
+
+        self.cluster = sagemaker.CfnCluster(
+            self,
+            "Cluster",
+            cluster_name=f"{naming.prefix}-training",
+            instance_groups=[
+                group(cluster.controller, []),
+                *(group(worker, list(cluster.deep_health_checks)) for worker in cluster.workers),
+            ],
+            node_recovery=cluster.node_recovery,
+            vpc_config=sagemaker.CfnCluster.VpcConfigProperty(
+                security_group_ids=[nodes.security_group_id], subnets=[self.subnet.ref]
+            ),
+        )
+        self.cluster.node.add_dependency(upload)
+        self.cluster.node.add_dependency(self.execution_role)
+
+    def _file_system(self, cluster: TrainingCluster, naming: Naming, key) -> fsx.CfnFileSystem:
+        spec = cluster.fsx
+        persistent = spec.deployment_type == "PERSISTENT_2"
+        file_system = fsx.CfnFileSystem(
+            self,
+            "FileSystem",
+            file_system_type="LUSTRE",
+            file_system_type_version="2.15",
+            storage_capacity=spec.storage_capacity_gib,
+            subnet_ids=[self.subnet.ref],
+            security_group_ids=[self.fsx_security_group.security_group_id],
+            kms_key_id=key.key_id if persistent else None,
+            lustre_configuration=fsx.CfnFileSystem.LustreConfigurationProperty(
+                deployment_type=spec.deployment_type,
+                per_unit_storage_throughput=spec.throughput_per_unit if persistent else None,
+                data_compression_type="LZ4",
+                metadata_configuration=fsx.CfnFileSystem.MetadataConfigurationProperty(mode="AUTOMATIC")
+                if persistent
+                else None,
+            ),
+            tags=[{"key": "Name", "value": f"{naming.prefix}-training"}],
+        )
+        file_system.apply_removal_policy(RemovalPolicy.RETAIN)
+        for i, repository in enumerate(spec.data_repositories if persistent else []):
+            fsx.CfnDataRepositoryAssociation(
+                self,
+                f"DataRepository{i}",
+                file_system_id=file_system.ref,
+                file_system_path=repository.fs_path,
+                data_repository_path=f"s3://{naming.artifacts_bucket('dev')}/{repository.s3_prefix}",
+                batch_import_meta_data_on_create=True,
+                s3=fsx.CfnDataRepositoryAssociation.S3Property(
+                    auto_import_policy=fsx.CfnDataRepositoryAssociation.AutoImportPolicyProperty(
+                        events=list(repository.auto_import)
+                    ),
+                    auto_export_policy=fsx.CfnDataRepositoryAssociation.AutoExportPolicyProperty(
+                        events=list(repository.auto_export)
+                    ),
+                ),
+            )
+        return file_system
+
+    def _acknowledge_deployment_function(self, upload: s3_deployment.BucketDeployment) -> None:
+        """CDK's bucket-deployment function runs only inside CloudFormation deployments."""
+        function = self.node.find_child("Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C")
+        role = upload.handler_role
+        why = "CDK-managed BucketDeployment function, invoked synchronously by CloudFormation at deploy time only"
+        for rule, reason in (
+            ("AwsSolutions-L1", f"{why}; CDK pins its runtime."),
+            ("NIST.800.53.R5-LambdaConcurrency", f"{why}; one invocation per deployment."),
+            ("NIST.800.53.R5-LambdaDLQ", f"{why}; failures fail the deployment, there is no async event to keep."),
+            ("NIST.800.53.R5-LambdaInsideVPC", f"{why}; it only copies objects between S3 buckets."),
+        ):
+            acknowledge(function, rule, reason)
+        acknowledge(
+            role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            f"{why}; the basic policy only lets it write its logs.",
+        )
+        acknowledge(role, "NIST.800.53.R5-IAMNoInlinePolicy", f"{why}; CDK writes its grants inline.")
+        for grant in (
+            "Action::kms:GenerateDataKey*",
+            "Action::kms:ReEncrypt*",
+            "Action::s3:Abort*",
+            "Action::s3:DeleteObject*",
+            "Action::s3:GetBucket*",
+            "Action::s3:GetObject*",
+            "Action::s3:List*",
+            f"Resource::<{self.get_logical_id(self.lifecycle_bucket.node.default_child)}.Arn>/*",
+            f"Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-{self.account}-{self.region}/*",
+        ):
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[{grant}]",
+                "CDK's read grant on its asset bucket and write grant on the lifecycle bucket, nothing else.",
+            )
+
+    def _execution_role(self, naming: Naming, key, lifecycle_bucket_name: str) -> ServiceRole:
+        arn = f"arn:aws:ec2:{self.region}:{self.account}"
+        role = ServiceRole(
+            self,
+            "NodeRole",
+            service="sagemaker.amazonaws.com",
+            role_name=f"{naming.prefix}-training-cluster-node",
+            description="HyperPod nodes: lifecycle scripts, FSx, VPC network interfaces",
+            key=key,
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadLifecycleScripts",
+                    actions=["s3:GetObject", "s3:ListBucket"],
+                    resources=[f"arn:aws:s3:::{lifecycle_bucket_name}", f"arn:aws:s3:::{lifecycle_bucket_name}/*"],
+                ),
+                iam.PolicyStatement(
+                    sid="VpcNetworkInterfaces",
+                    actions=[
+                        "ec2:CreateNetworkInterface",
+                        "ec2:CreateNetworkInterfacePermission",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:DeleteNetworkInterfacePermission",
+                    ],
+                    resources=[
+                        f"{arn}:network-interface/*",
+                        f"{arn}:subnet/{self.subnet.ref}",
+                        f"{arn}:security-group/{self.cluster_security_group.security_group_id}",
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="DescribeNetwork",
+                    actions=[
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeVpcs",
+                        "ec2:DescribeSubnets",
+                        "ec2:DescribeSecurityGroups",
+                        "ec2:DescribeDhcpOptions",
+                        "fsx:DescribeFileSystems",
+                    ],
+                    resources=["*"],
+                ),
+            ],
+        )
+        role.role.add_managed_policy(
+            iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSageMakerClusterInstanceRolePolicy")
+        )
+        acknowledge(
+            role.role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSageMakerClusterInstanceRolePolicy]",
+            "The AWS-maintained policy HyperPod nodes need for the cluster agent, logs and health reporting.",
+        )
+        role.acknowledge(
+            "AwsSolutions-IAM5[Resource::*]", "EC2 and FSx Describe* actions have no resource-level permissions."
+        )
+        role.acknowledge(
+            f"AwsSolutions-IAM5[Resource::{arn}:network-interface/*]",
+            "Interfaces HyperPod creates for the nodes; their ids are not known in advance.",
+        )
+        role.acknowledge(
+            f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{lifecycle_bucket_name}/*]",
+            "Objects of the cluster's own lifecycle-script bucket.",
+        )
+        return role

@@ -1,0 +1,1 @@
+"""Tests of the HyperPod lifecycle scripts and their parameters generator."""
