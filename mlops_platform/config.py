@@ -382,6 +382,13 @@ class Spot(_Strict):
 TRAINIUM_INSTANCE_TYPES = ("ml.trn1.2xlarge", "ml.trn1.32xlarge", "ml.trn1n.32xlarge", "ml.trn2.48xlarge")
 
 
+class FsxInput(_Strict):
+    """Train from the shared training cluster's FSx for Lustre (``directory`` under its mount). Default: read-only."""
+
+    directory: str = Field(pattern=r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+    access_mode: Literal["ro", "rw"] = "ro"
+
+
 class Pipeline(_Strict):
     """The project's SageMaker Pipeline (preprocess, train, evaluate, register). Default on, CPU instances."""
 
@@ -393,6 +400,7 @@ class Pipeline(_Strict):
     training_instance_count: int = Field(default=1, ge=1, le=100)
     max_runtime_minutes: int = Field(default=60, ge=1, le=28 * 24 * 60)
     spot: Spot = Spot()
+    fsx_input: FsxInput | None = None
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
     retrain_schedule: str | None = Field(default=None, pattern=_SCHEDULE_PATTERN)
 
@@ -536,6 +544,11 @@ def load_config(config_dir: Path) -> PlatformConfig:
             raise ConfigError(
                 f"{_show(path)}: name: project '{project.name}' is already defined in "
                 f"{sources[project.name]}; project names must be unique"
+            )
+        if project.pipeline.fsx_input and not platform.training_cluster.enabled:
+            raise ConfigError(
+                f"{_show(path)}: pipeline.fsx_input: needs the shared training cluster; "
+                "set training_cluster.enabled: true in platform.yaml"
             )
         if platform.studio.auth_mode == "SSO":
             for i, member in enumerate(project.members):

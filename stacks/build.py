@@ -12,8 +12,9 @@ from constructs import Construct
 from mlops_platform.config import ProjectSettings
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
-from stacks.components.model_pipeline import ModelPipeline
+from stacks.components.model_pipeline import FsxTrainingInput, ModelPipeline
 from stacks.components.roles import ServiceRole
+from stacks.training_cluster import TrainingClusterStack
 
 
 class BuildStack(Stack):
@@ -32,6 +33,7 @@ class BuildStack(Stack):
         naming: Naming,
         baseline: BaselineStack,
         definition_cache: Path,
+        training: TrainingClusterStack | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -65,7 +67,7 @@ class BuildStack(Stack):
         )
         self.pipeline = None
         if project.pipeline.enabled:
-            self.pipeline = self._add_pipeline(project, naming, definition_cache)
+            self.pipeline = self._add_pipeline(project, naming, definition_cache, training)
         self.pipeline_role.acknowledge(
             f"AwsSolutions-IAM5[Resource::{project_objects}]",
             "Limited to the project's prefix of the dev artifacts bucket.",
@@ -75,11 +77,33 @@ class BuildStack(Stack):
             "Versions of this project's model package group only.",
         )
 
-    def _add_pipeline(self, project: ProjectSettings, naming: Naming, definition_cache: Path) -> ModelPipeline:
+    def _add_pipeline(
+        self,
+        project: ProjectSettings,
+        naming: Naming,
+        definition_cache: Path,
+        training: TrainingClusterStack | None,
+    ) -> ModelPipeline:
         role = self.pipeline_role
+        fsx = None
+        if project.pipeline.fsx_input and training is not None:
+            fsx = FsxTrainingInput(
+                file_system_id=training.file_system.ref,
+                mount_name=training.file_system.attr_lustre_mount_name,
+                subnet_id=training.subnet.ref,
+                security_group_id=training.cluster_security_group.security_group_id,
+            )
         pipeline = ModelPipeline(
-            self, "Pipeline", project=project, naming=naming, role=role.role, definition_cache=definition_cache
+            self,
+            "Pipeline",
+            project=project,
+            naming=naming,
+            role=role.role,
+            definition_cache=definition_cache,
+            fsx=fsx,
         )
+        if fsx is not None:
+            self._allow_vpc_jobs(role, fsx)
         pipeline.pipeline.node.add_dependency(role)
         arn = f"arn:aws:sagemaker:{self.region}:{self.account}"
         # Pipelines name their jobs "pipelines-<execution id>-<step>".
@@ -183,3 +207,39 @@ class BuildStack(Stack):
         for rule in self.retrain_rules:
             rule.node.add_dependency(pipeline.pipeline)
         return pipeline
+
+    def _allow_vpc_jobs(self, role: ServiceRole, fsx: FsxTrainingInput) -> None:
+        """Training jobs that read FSx run in the cluster's subnet and security group."""
+        ec2 = f"arn:aws:ec2:{self.region}:{self.account}"
+        role.policy.add_statements(
+            iam.PolicyStatement(
+                sid="VpcJobInterfaces",
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                ],
+                resources=[
+                    f"{ec2}:network-interface/*",
+                    f"{ec2}:subnet/{fsx.subnet_id}",
+                    f"{ec2}:security-group/{fsx.security_group_id}",
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="DescribeVpcAndFsx",
+                actions=[
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeDhcpOptions",
+                    "fsx:DescribeFileSystems",
+                ],
+                resources=["*"],
+            ),
+        )
+        role.acknowledge(
+            f"AwsSolutions-IAM5[Resource::{ec2}:network-interface/*]",
+            "Interfaces SageMaker creates for each VPC training job; their ids are not known in advance.",
+        )

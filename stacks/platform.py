@@ -72,8 +72,9 @@ def build_platform(app: App, config: PlatformConfig, *, definition_cache: Path) 
                 naming=naming,
                 baseline=baseline,
             )
+        training = None
         if role == "dev" and platform.training_cluster.enabled:
-            TrainingClusterStack(
+            training = TrainingClusterStack(
                 stage,
                 "TrainingCluster",
                 stack_name=naming.stack_name(role, "training"),
@@ -83,7 +84,7 @@ def build_platform(app: App, config: PlatformConfig, *, definition_cache: Path) 
                 baseline=baseline,
             )
         for project in config.projects.values():
-            stacks = _project_stacks(stage, role, project, config, naming, baseline, studio, definition_cache)
+            stacks = _project_stacks(stage, role, project, config, naming, baseline, studio, definition_cache, training)
             for stack in stacks:
                 Tags.of(stack).add("mlops:project", project.name)
     return stages
@@ -98,6 +99,7 @@ def _project_stacks(
     baseline: BaselineStack,
     studio: StudioStack | None,
     definition_cache: Path,
+    training: TrainingClusterStack | None,
 ) -> list[Stack]:
     """The stacks one project has in one account role."""
     project_id = "".join(part.capitalize() for part in project.name.split("-"))
@@ -148,6 +150,7 @@ def _project_stacks(
                 f"{project_id}Build",
                 baseline=baseline,
                 definition_cache=definition_cache,
+                training=training,
                 **props("build", "model build pipeline"),
             )
         )

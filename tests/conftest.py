@@ -25,7 +25,7 @@ def example(tmp_path_factory) -> Synthesized:
 def single_account(tmp_path_factory) -> Synthesized:
     """Every role in one account, two projects, Studio in dev and staging, SSO auth.
 
-    churn retrains on a schedule with spot training; fraud has its pipeline switched off;
+    churn retrains on a schedule with spot training from the shared FSx; fraud has its pipeline switched off;
     the shared training cluster (FSx + HyperPod) is on.
     """
     tmp = tmp_path_factory.mktemp("single")
@@ -40,7 +40,11 @@ def single_account(tmp_path_factory) -> Synthesized:
     churn = example_project()
     for member in churn["members"]:
         member["sso_user"] = f"{member['user']}@example.com"
-    churn["pipeline"] = {"retrain_schedule": "rate(7 days)", "spot": {"enabled": True, "max_wait_minutes": 120}}
+    churn["pipeline"] = {
+        "retrain_schedule": "rate(7 days)",
+        "spot": {"enabled": True, "max_wait_minutes": 120},
+        "fsx_input": {"directory": "/datasets/churn"},
+    }
     fraud = example_project() | {"name": "fraud", "description": "Card fraud scoring", "pipeline": {"enabled": False}}
     fraud["members"] = [{**m, "sso_user": f"{m['user']}@example.com"} for m in fraud["members"]]
     config_dir = write_config(tmp, platform, {"churn": churn, "fraud": fraud})

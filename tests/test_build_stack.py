@@ -138,18 +138,47 @@ def test_retraining_can_be_requested_by_event(example):
     )
 
 
+def _inline_definition(synth: Synthesized, stack: str) -> tuple[dict, dict]:
+    """The inline definition (with ${...} placeholders) and its Fn::Sub variables."""
+    body = _pipeline(synth, stack)["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]
+    text, variables = body["Fn::Sub"]
+    return json.loads(text), variables
+
+
 def test_schedule_and_spot_switches(single_account):
     rules = single_account.resources("mlops-dev-churn-build", "AWS::Events::Rule").values()
     assert [r["Properties"]["ScheduleExpression"] for r in rules if "ScheduleExpression" in r["Properties"]] == [
         "rate(7 days)"
     ]
-    key = _pipeline(single_account, "mlops-dev-churn-build")["Properties"]["PipelineDefinition"][
-        "PipelineDefinitionS3Location"
-    ]["Key"]
-    train = _steps(json.loads((single_account.outdir / f"asset.{key}").read_text()))["Train"]["Arguments"]
+    definition, _ = _inline_definition(single_account, "mlops-dev-churn-build")
+    train = _steps(definition)["Train"]["Arguments"]
     assert train["EnableManagedSpotTraining"] is True
     assert train["StoppingCondition"]["MaxWaitTimeInSeconds"] == 7200
     assert "CheckpointConfig" in train
+
+
+def test_training_reads_the_shared_fsx_inside_the_vpc(single_account):
+    definition, variables = _inline_definition(single_account, "mlops-dev-churn-build")
+    train = _steps(definition)["Train"]["Arguments"]
+    channel = next(c for c in train["InputDataConfig"] if c["ChannelName"] == "train")
+    assert channel["DataSource"]["FileSystemDataSource"] == {
+        "DirectoryPath": "/${MountName}/datasets/churn",
+        "FileSystemAccessMode": "ro",
+        "FileSystemId": "${FileSystemId}",
+        "FileSystemType": "FSxLustre",
+    }
+    assert train["VpcConfig"] == {"SecurityGroupIds": ["${SecurityGroupId}"], "Subnets": ["${SubnetId}"]}
+    # every placeholder is bound to the training stack's resources at deploy time
+    assert set(variables) == {"FileSystemId", "MountName", "SubnetId", "SecurityGroupId"}
+    assert all("mlops-dev-training:" in json.dumps(v) for v in variables.values())
+    policy = next(iter(single_account.resources("mlops-dev-churn-build", "AWS::IAM::ManagedPolicy").values()))
+    sids = {s.get("Sid") for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert {"VpcJobInterfaces", "DescribeVpcAndFsx"} <= sids
+
+
+def test_without_fsx_the_definition_stays_an_s3_asset(example):
+    location = _pipeline(example)["Properties"]["PipelineDefinition"]
+    assert set(location) == {"PipelineDefinitionS3Location"}
 
 
 def test_pipeline_switched_off_leaves_only_the_role(single_account):

@@ -67,3 +67,12 @@ def test_guardrails(tmp_path, settings, fragments):
     assert "platform.yaml" in message and "\n" not in message
     for fragment in fragments:
         assert fragment in message, message
+
+
+def test_fsx_input_needs_the_training_cluster(tmp_path):
+    from tests.synth import example_project
+
+    project = example_project()
+    project["pipeline"] = {"fsx_input": {"directory": "/datasets/churn"}}
+    with pytest.raises(ConfigError, match=r"churn.yaml: pipeline.fsx_input: needs the shared training cluster"):
+        load_config(write_config(tmp_path, None, {"churn": project}))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Stack
+from aws_cdk import Fn, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
@@ -17,6 +18,24 @@ from pipeline_definitions import PipelineInputs, build_train_source_tarball, def
 from pipeline_definitions.cache import cache_path
 from pipeline_definitions.inputs import DEFAULT_HYPERPARAMETERS
 
+# Stand-ins the SDK accepts as literal ids; replaced by deploy-time references (Fn::Sub) afterwards.
+_FSX_STAND_INS = {
+    "fs-0f5a0f5a0f5a0f5a0": "FileSystemId",
+    "zzfsxmountzz": "MountName",
+    "subnet-0f5a0f5a0f5a0f5a0": "SubnetId",
+    "sg-0f5a0f5a0f5a0f5a0": "SecurityGroupId",
+}
+
+
+@dataclass(frozen=True)
+class FsxTrainingInput:
+    """The shared file system and the network its training jobs run in (deploy-time ids)."""
+
+    file_system_id: str
+    mount_name: str
+    subnet_id: str
+    security_group_id: str
+
 
 class ModelPipeline(Construct):
     """Build → train → evaluate → register pipeline of one project, defined with the SageMaker SDK.
@@ -24,7 +43,10 @@ class ModelPipeline(Construct):
     The step scripts are uploaded as CDK assets, whose S3 URIs are concrete at
     synth time for a stack with an explicit environment, so the SDK gets only
     literal values and no AWS call. The definition is cached on disk by a hash
-    of its inputs (``definition_cache``) and deployed from an S3 asset.
+    of its inputs (``definition_cache``) and deployed from an S3 asset; with
+    ``fsx`` the training step reads the project's FSx directory inside the VPC,
+    and the definition goes inline so CloudFormation can substitute the file
+    system, subnet and security group ids that exist only at deploy time.
     """
 
     def __init__(
@@ -36,6 +58,7 @@ class ModelPipeline(Construct):
         naming: Naming,
         role: iam.IRole,
         definition_cache: Path,
+        fsx: FsxTrainingInput | None = None,
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -71,21 +94,36 @@ class ModelPipeline(Construct):
             metric_threshold=threshold,
             hyperparameters=tuple(sorted((k, str(v)) for k, v in config.hyperparameters.items()))
             or DEFAULT_HYPERPARAMETERS,
+            **_fsx_inputs(config.fsx_input) if fsx and config.fsx_input else {},
         )
-        self.definition = json.loads(definition_for(self.inputs, definition_cache))
-        definition_asset = s3_assets.Asset(self, "Definition", path=str(cache_path(self.inputs, definition_cache)))
+        text = definition_for(self.inputs, definition_cache)
+        self.definition = json.loads(text)
+        if self.inputs.uses_fsx and fsx is not None:
+            if "${" in text:
+                raise ValueError("the pipeline definition contains '${', which Fn::Sub would misread")
+            for stand_in, variable in _FSX_STAND_INS.items():
+                text = text.replace(stand_in, "${" + variable + "}")
+            definition = {
+                "PipelineDefinitionBody": Fn.sub(
+                    text,
+                    {
+                        "FileSystemId": fsx.file_system_id,
+                        "MountName": fsx.mount_name,
+                        "SubnetId": fsx.subnet_id,
+                        "SecurityGroupId": fsx.security_group_id,
+                    },
+                )
+            }
+        else:
+            asset = s3_assets.Asset(self, "Definition", path=str(cache_path(self.inputs, definition_cache)))
+            definition = {"PipelineDefinitionS3Location": {"Bucket": asset.s3_bucket_name, "Key": asset.s3_object_key}}
         self.pipeline = sagemaker.CfnPipeline(
             self,
             "Resource",
             pipeline_name=self.inputs.pipeline_name,
             pipeline_description=f"{project.name}: preprocess, train, evaluate, register",
             role_arn=role.role_arn,
-            pipeline_definition={
-                "PipelineDefinitionS3Location": {
-                    "Bucket": definition_asset.s3_bucket_name,
-                    "Key": definition_asset.s3_object_key,
-                }
-            },
+            pipeline_definition=definition,
         )
 
     def image_repositories(self) -> list[str]:
@@ -106,6 +144,17 @@ class ModelPipeline(Construct):
 
     def code_object_keys(self) -> list[str]:
         return sorted(a.s3_object_key for a in self.code_assets)
+
+
+def _fsx_inputs(fsx_input) -> dict:
+    stand_in = {v: k for k, v in _FSX_STAND_INS.items()}
+    return {
+        "fsx_file_system_id": stand_in["FileSystemId"],
+        "fsx_directory_path": f"/{stand_in['MountName']}{fsx_input.directory}",
+        "fsx_access_mode": fsx_input.access_mode,
+        "subnet_ids": (stand_in["SubnetId"],),
+        "security_group_ids": (stand_in["SecurityGroupId"],),
+    }
 
 
 def _image_uris(node) -> list[str]:
