@@ -468,12 +468,6 @@ class Monitoring(_Strict):
     enabled: bool = False
 
 
-class Training(_Strict):
-    """Use of the shared FSx + Trainium training cluster. Default off."""
-
-    use_cluster: bool = False
-
-
 class ProjectSettings(_Strict):
     """Contents of one ``config/projects/<name>.yaml``."""
 
@@ -486,7 +480,6 @@ class ProjectSettings(_Strict):
     pipeline: Pipeline = Pipeline()
     serving: Serving = Serving()
     monitoring: Monitoring = Monitoring()
-    training: Training = Training()
 
     @field_validator("owners")
     @classmethod

@@ -27,7 +27,7 @@ def test_defaults_fill_later_sections():
     project = load_config(EXAMPLE_CONFIG).projects["churn"]
     assert project.pipeline.enabled and not project.pipeline.spot.enabled
     assert project.monitoring.enabled is False
-    assert project.training.use_cluster is False
+    assert project.pipeline.fsx_input is None  # the shared training cluster is opt-in per project
     assert project.approval.allow_self_approval is False
 
 
