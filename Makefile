@@ -7,7 +7,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
-SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export AWS_EC2_METADATA_DISABLED := true
@@ -25,8 +24,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproj
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	@$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
-	@# cdk.json runs the app with -O (skips jsii's per-call type checks); precompile for that level.
-	@$(PY) -m compileall -q -o 1 -j 0 $(SITE)/aws_cdk $(SITE)/cdk_nag $(SITE)/constructs $(SITE)/jsii > /dev/null
+	@$(PY) scripts/precompile.py
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -13,7 +13,7 @@ from mlops_platform.config import ProjectSettings
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
 from stacks.components.model_pipeline import FsxTrainingInput, ModelPipeline
-from stacks.components.roles import ServiceRole
+from stacks.components.roles import ServiceRole, vpc_access_statements
 from stacks.training_cluster import TrainingClusterStack
 
 
@@ -210,36 +210,10 @@ class BuildStack(Stack):
 
     def _allow_vpc_jobs(self, role: ServiceRole, fsx: FsxTrainingInput) -> None:
         """Training jobs that read FSx run in the cluster's subnet and security group."""
-        ec2 = f"arn:aws:ec2:{self.region}:{self.account}"
         role.policy.add_statements(
-            iam.PolicyStatement(
-                sid="VpcJobInterfaces",
-                actions=[
-                    "ec2:CreateNetworkInterface",
-                    "ec2:CreateNetworkInterfacePermission",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:DeleteNetworkInterfacePermission",
-                ],
-                resources=[
-                    f"{ec2}:network-interface/*",
-                    f"{ec2}:subnet/{fsx.subnet_id}",
-                    f"{ec2}:security-group/{fsx.security_group_id}",
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="DescribeVpcAndFsx",
-                actions=[
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeVpcs",
-                    "ec2:DescribeSubnets",
-                    "ec2:DescribeSecurityGroups",
-                    "ec2:DescribeDhcpOptions",
-                    "fsx:DescribeFileSystems",
-                ],
-                resources=["*"],
-            ),
+            *vpc_access_statements(self.region, self.account, fsx.subnet_id, fsx.security_group_id)
         )
         role.acknowledge(
-            f"AwsSolutions-IAM5[Resource::{ec2}:network-interface/*]",
+            f"AwsSolutions-IAM5[Resource::arn:aws:ec2:{self.region}:{self.account}:network-interface/*]",
             "Interfaces SageMaker creates for each VPC training job; their ids are not known in advance.",
         )

@@ -16,7 +16,7 @@ from mlops_platform.config import TrainingCluster
 from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
-from stacks.components.roles import ServiceRole
+from stacks.components.roles import ServiceRole, vpc_access_statements
 
 # Lustre: 988 for LNet, 1018-1023 for the servers' replies.
 LUSTRE_PORTS = (ec2.Port.tcp(988), ec2.Port.tcp_range(1018, 1023))
@@ -269,31 +269,8 @@ class TrainingClusterStack(Stack):
                     actions=["s3:GetObject", "s3:ListBucket"],
                     resources=[f"arn:aws:s3:::{lifecycle_bucket_name}", f"arn:aws:s3:::{lifecycle_bucket_name}/*"],
                 ),
-                iam.PolicyStatement(
-                    sid="VpcNetworkInterfaces",
-                    actions=[
-                        "ec2:CreateNetworkInterface",
-                        "ec2:CreateNetworkInterfacePermission",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:DeleteNetworkInterfacePermission",
-                    ],
-                    resources=[
-                        f"{arn}:network-interface/*",
-                        f"{arn}:subnet/{self.subnet.ref}",
-                        f"{arn}:security-group/{self.cluster_security_group.security_group_id}",
-                    ],
-                ),
-                iam.PolicyStatement(
-                    sid="DescribeNetwork",
-                    actions=[
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeVpcs",
-                        "ec2:DescribeSubnets",
-                        "ec2:DescribeSecurityGroups",
-                        "ec2:DescribeDhcpOptions",
-                        "fsx:DescribeFileSystems",
-                    ],
-                    resources=["*"],
+                *vpc_access_statements(
+                    self.region, self.account, self.subnet.ref, self.cluster_security_group.security_group_id
                 ),
             ],
         )

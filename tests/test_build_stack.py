@@ -173,7 +173,7 @@ def test_training_reads_the_shared_fsx_inside_the_vpc(single_account):
     assert all("mlops-dev-training:" in json.dumps(v) for v in variables.values())
     policy = next(iter(single_account.resources("mlops-dev-churn-build", "AWS::IAM::ManagedPolicy").values()))
     sids = {s.get("Sid") for s in policy["Properties"]["PolicyDocument"]["Statement"]}
-    assert {"VpcJobInterfaces", "DescribeVpcAndFsx"} <= sids
+    assert {"VpcNetworkInterfaces", "DescribeNetworkAndFsx"} <= sids
 
 
 def test_without_fsx_the_definition_stays_an_s3_asset(example):

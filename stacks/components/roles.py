@@ -52,3 +52,42 @@ class ServiceRole(Construct):
     def acknowledge(self, rule: str, reason: str) -> None:
         """Acknowledge a finding on this role's policy (where the statements are)."""
         acknowledge(self.policy, rule, reason)
+
+
+def vpc_access_statements(
+    region: str, account: str, subnet_id: str, security_group_id: str
+) -> list[iam.PolicyStatement]:
+    """What a SageMaker role needs to place network interfaces in one subnet and group (and find FSx).
+
+    The interfaces' own ids are not known in advance, hence ``network-interface/*``;
+    the Describe actions have no resource-level permissions.
+    """
+    ec2 = f"arn:aws:ec2:{region}:{account}"
+    return [
+        iam.PolicyStatement(
+            sid="VpcNetworkInterfaces",
+            actions=[
+                "ec2:CreateNetworkInterface",
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission",
+            ],
+            resources=[
+                f"{ec2}:network-interface/*",
+                f"{ec2}:subnet/{subnet_id}",
+                f"{ec2}:security-group/{security_group_id}",
+            ],
+        ),
+        iam.PolicyStatement(
+            sid="DescribeNetworkAndFsx",
+            actions=[
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeVpcs",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeDhcpOptions",
+                "fsx:DescribeFileSystems",
+            ],
+            resources=["*"],
+        ),
+    ]
