@@ -73,6 +73,12 @@ class BaselineStack(Stack):
             # CloudWatch Logs encrypts the flow-log group with this key.
             self.key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
 
+    def require_network(self) -> PrivateNetwork:
+        """The account's network; raises for the governance role, which has none."""
+        if self.network is None:
+            raise ValueError(f"the {self.role} baseline has no network")
+        return self.network
+
     def _releases_table(self, naming: Naming) -> dynamodb.TableV2:
         """Which model version is released to which stage, with history; written by the approval guard."""
         table = dynamodb.TableV2(

@@ -33,8 +33,8 @@ class StudioStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, id, termination_protection=True, **kwargs)
-        assert baseline.network is not None, "Studio needs the account's network"
-        vpc = baseline.network.vpc
+        network = baseline.require_network()
+        vpc = network.vpc
         self.security_group = ec2.SecurityGroup(
             self,
             "StudioSecurityGroup",
@@ -62,7 +62,7 @@ class StudioStack(Stack):
             auth_mode=platform.studio.auth_mode,
             app_network_access_type="VpcOnly",
             vpc_id=vpc.vpc_id,
-            subnet_ids=baseline.network.private_subnets.subnet_ids,
+            subnet_ids=network.private_subnets.subnet_ids,
             kms_key_id=baseline.key.key_arn,
             default_user_settings=sagemaker.CfnDomain.UserSettingsProperty(
                 execution_role=self.default_role.role_arn,

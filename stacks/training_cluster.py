@@ -46,8 +46,7 @@ class TrainingClusterStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, id, termination_protection=True, **kwargs)
-        assert baseline.network is not None, "the training cluster needs the dev network"
-        vpc = baseline.network.vpc
+        vpc = baseline.require_network().vpc
         key = baseline.key
 
         self.subnet = ec2.CfnSubnet(

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from tests.synth import EXAMPLE_CONFIG, Synthesized, example_platform, example_project, load, synthesize, write_config
+from mlops_platform.config import load_config
+from tests.synth import EXAMPLE_CONFIG, Synthesized, example_platform, example_project, synthesize, write_config
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 # Tests must never reach AWS: no credentials, no instance metadata.
@@ -18,7 +19,7 @@ os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 @pytest.fixture(scope="session")
 def example(tmp_path_factory) -> Synthesized:
     """The shipped example config (four accounts, one project)."""
-    return synthesize(load(EXAMPLE_CONFIG), tmp_path_factory.mktemp("example") / "cdk.out")
+    return synthesize(load_config(EXAMPLE_CONFIG), tmp_path_factory.mktemp("example") / "cdk.out")
 
 
 @pytest.fixture(scope="session")
@@ -48,4 +49,4 @@ def single_account(tmp_path_factory) -> Synthesized:
     fraud = example_project() | {"name": "fraud", "description": "Card fraud scoring", "pipeline": {"enabled": False}}
     fraud["members"] = [{**m, "sso_user": f"{m['user']}@example.com"} for m in fraud["members"]]
     config_dir = write_config(tmp, platform, {"churn": churn, "fraud": fraud})
-    return synthesize(load(config_dir), tmp / "cdk.out")
+    return synthesize(load_config(config_dir), tmp / "cdk.out")

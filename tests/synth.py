@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from app import committed_context, create_app
-from mlops_platform.config import PlatformConfig, load_config
+from mlops_platform.config import PlatformConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "config"
@@ -94,7 +94,3 @@ def example_platform() -> dict:
 
 def example_project() -> dict:
     return yaml.safe_load((EXAMPLE_CONFIG / "projects" / "churn.yaml").read_text())
-
-
-def load(config_dir: Path) -> PlatformConfig:
-    return load_config(config_dir)
