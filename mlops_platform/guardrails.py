@@ -52,11 +52,12 @@ def check_template(template: dict[str, Any]) -> list[Finding]:
         props = resource.get("Properties", {})
         if resource["Type"] == "AWS::SageMaker::Cluster":
             groups = _refs(props.get("VpcConfig", {}).get("SecurityGroupIds", []))
-            for group in groups or [None]:
-                if group is None or not _has_self_rule(resources, group):
+            # No group, or one from outside the stack (""), cannot be verified and fails.
+            for group in groups or [""]:
+                if not _has_self_rule(resources, group):
                     findings.append(Finding("MLOps-HyperPodEfaSelfRules", logical_id, "VpcConfig.SecurityGroupIds"))
-            for subnet in _refs(props.get("VpcConfig", {}).get("Subnets", [])) or [None]:
-                if subnet is None or not _is_private(resources, subnet):
+            for subnet in _refs(props.get("VpcConfig", {}).get("Subnets", [])) or [""]:
+                if not _is_private(resources, subnet):
                     findings.append(Finding("MLOps-HyperPodPrivateSubnet", logical_id, "VpcConfig.Subnets"))
             for i, group in enumerate(props.get("InstanceGroups", [])):
                 uri = group.get("LifeCycleConfig", {}).get("SourceS3Uri")
@@ -65,8 +66,8 @@ def check_template(template: dict[str, Any]) -> list[Finding]:
                         Finding("MLOps-HyperPodLifecycleBucket", logical_id, f"InstanceGroups[{i}].LifeCycleConfig")
                     )
         if resource["Type"] == "AWS::FSx::FileSystem" and props.get("FileSystemType") == "LUSTRE":
-            for group in _refs(props.get("SecurityGroupIds", [])) or [None]:
-                if group is None or not _admits_lustre(resources, group):
+            for group in _refs(props.get("SecurityGroupIds", [])) or [""]:
+                if not _admits_lustre(resources, group):
                     findings.append(Finding("MLOps-FsxLustrePorts", logical_id, "SecurityGroupIds"))
     return findings
 

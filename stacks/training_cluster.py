@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from typing import cast
+
+from aws_cdk import CfnElement, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_fsx as fsx
 from aws_cdk import aws_iam as iam
@@ -244,7 +246,7 @@ class TrainingClusterStack(Stack):
             "Action::s3:GetBucket*",
             "Action::s3:GetObject*",
             "Action::s3:List*",
-            f"Resource::<{self.get_logical_id(self.lifecycle_bucket.node.default_child)}.Arn>/*",
+            f"Resource::<{self.get_logical_id(cast(CfnElement, self.lifecycle_bucket.node.default_child))}.Arn>/*",
             f"Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-{self.account}-{self.region}/*",
         ):
             acknowledge(

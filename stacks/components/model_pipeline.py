@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Fn, Stack
 from aws_cdk import aws_iam as iam
@@ -98,6 +99,7 @@ class ModelPipeline(Construct):
         )
         text = definition_for(self.inputs, definition_cache)
         self.definition = json.loads(text)
+        definition: dict[str, Any]
         if self.inputs.uses_fsx and fsx is not None:
             if "${" in text:
                 raise ValueError("the pipeline definition contains '${', which Fn::Sub would misread")
