@@ -18,10 +18,13 @@ ROOT = Path(__file__).resolve().parent
 
 def main() -> int:
     from mlops_platform.config import ConfigError, load_config
+    from mlops_platform.release_manifest import load_manifests
 
     config_dir = Path(os.environ.get("MLOPS_CONFIG_DIR", ROOT / "config"))
+    releases_dir = Path(os.environ.get("MLOPS_RELEASES_DIR", ROOT / "releases"))
     try:
         config = load_config(config_dir)
+        releases = load_manifests(releases_dir, config)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
@@ -29,7 +32,7 @@ def main() -> int:
     # The CDK CLI passes context and output dir itself; a direct run reads the committed ones.
     via_cli = "CDK_CONTEXT_JSON" in os.environ
     outdir = os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out")
-    create_app(config, outdir=outdir, context=None if via_cli else committed_context()).synth()
+    create_app(config, outdir=outdir, context=None if via_cli else committed_context(), releases=releases).synth()
     return 0
 
 
@@ -47,14 +50,20 @@ def committed_context() -> dict:
     return context
 
 
-def create_app(config, *, outdir: str, context: dict | None):
-    """An ``App`` holding the whole platform for ``config``; the caller synthesizes it."""
+def create_app(config, *, outdir: str, context: dict | None, releases=None):
+    """An ``App`` holding the whole platform for ``config``; the caller synthesizes it.
+
+    ``releases`` maps (project, stage) to the release manifest a serving stack
+    deploys (see ``mlops_platform.release_manifest``); default: none released.
+    """
     from aws_cdk import App
 
     from stacks.platform import build_platform
 
     app = App(context=context, outdir=outdir)
-    build_platform(app, config, definition_cache=ROOT / ".cache" / "pipeline-definitions")
+    build_platform(
+        app, config, definition_cache=ROOT / ".cache" / "pipeline-definitions", releases=releases or {}, source=ROOT
+    )
     return app
 
 

@@ -451,15 +451,224 @@ class Approval(_Strict):
         return self
 
 
-class StageServing(_Strict):
-    """Serving in one stage. Filled in by the serving stack; default on."""
+# Real-time hosting instance families. inf1 is left out on purpose: SageMaker's
+# deployment guardrails (canary, auto-rollback) do not support it.
+HOSTING_INSTANCE_FAMILIES = (
+    "c4", "c5", "c5d", "c5n", "c6g", "c6gd", "c6gn", "c6i", "c6id", "c7g", "c7i",
+    "g4dn", "g5", "g6", "g6e", "inf2", "m4", "m5", "m5d", "m6g", "m6gd", "m6i", "m6id", "m7i",
+    "p3", "p4d", "p5", "r5", "r5d", "r6g", "r6gd", "r6i", "r7i", "t2", "t3", "trn1",
+)  # fmt: skip
+VariantName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
+_HINT_BY_PATTERN[_pattern(VariantName)] = "letters, digits and hyphens, up to 63 characters"
+
+
+def _hosting_family(instance_type: str) -> str:
+    family = instance_type.split(".")[1]
+    if family == "inf1":
+        raise ValueError(
+            f"{instance_type!r}: inf1 endpoints cannot use deployment guardrails (canary, auto-rollback); use inf2"
+        )
+    if family not in HOSTING_INSTANCE_FAMILIES:
+        close = difflib.get_close_matches(family, HOSTING_INSTANCE_FAMILIES, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(
+            f"{instance_type!r}: unknown instance family '{family}'{hint}; "
+            f"allowed: {', '.join(HOSTING_INSTANCE_FAMILIES)}"
+        )
+    return instance_type
+
+
+class Autoscaling(_Strict):
+    """Target tracking on invocations per instance. Defaults: 1-2 instances, 100 invocations/instance/minute."""
+
+    min_instances: int = Field(default=1, ge=1, le=100)
+    max_instances: int = Field(default=2, ge=1, le=100)
+    invocations_per_instance: int = Field(default=100, ge=1, description="target per instance and minute")
+    scale_in_cooldown_seconds: int = Field(default=300, ge=0, le=3600)
+    scale_out_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _range(self) -> Autoscaling:
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances ({self.min_instances}) must not exceed max_instances ({self.max_instances})"
+            )
+        return self
+
+
+class Serverless(_Strict):
+    """Serverless inference: no instances, billed per request. Default 2048 MB, 5 concurrent invocations."""
+
+    memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 2048
+    max_concurrency: int = Field(default=5, ge=1, le=200)
+    provisioned_concurrency: int | None = Field(default=None, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _provisioned(self) -> Serverless:
+        if self.provisioned_concurrency and self.provisioned_concurrency > self.max_concurrency:
+            raise ValueError("provisioned_concurrency must not exceed max_concurrency")
+        return self
+
+
+class Variant(_Strict):
+    """One variant of an endpoint.
+
+    ``model`` picks the release it serves: ``challenger`` (default) is the
+    version the stage's latest release names; ``champion`` is the version served
+    before it (in staging: what prod serves). Until a champion exists, champion
+    variants serve the challenger, so variant names never change and blue/green
+    guardrails always apply. ``weight`` is a percentage of live traffic
+    (production variants); a ``shadow`` variant instead receives a copy of
+    ``sampling_percentage`` of the requests (default 100). Default: one
+    ``ml.m5.large`` instance, no autoscaling.
+    """
+
+    name: VariantName
+    model: Literal["champion", "challenger"] = "challenger"
+    weight: int = Field(default=100, ge=0, le=100)
+    shadow: bool = False
+    sampling_percentage: int | None = Field(default=None, ge=1, le=100)
+    instance_type: InstanceType = "ml.m5.large"
+    instance_count: int = Field(default=1, ge=1, le=100)
+    autoscaling: Autoscaling | None = None
+    serverless: Serverless | None = None
+
+    @field_validator("instance_type")
+    @classmethod
+    def _family(cls, instance_type: str) -> str:
+        return _hosting_family(instance_type)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Variant:
+        if self.sampling_percentage is not None and not self.shadow:
+            raise ValueError("sampling_percentage applies to shadow variants only (set shadow: true)")
+        if self.serverless is not None:
+            set_fields = self.model_fields_set & {"instance_type", "instance_count", "autoscaling"}
+            if set_fields:
+                raise ValueError(f"a serverless variant has no {', '.join(sorted(set_fields))}")
+        if self.autoscaling is not None:
+            low, high = self.autoscaling.min_instances, self.autoscaling.max_instances
+            if not low <= self.instance_count <= high:
+                raise ValueError(f"instance_count ({self.instance_count}) must lie within autoscaling {low}-{high}")
+        return self
+
+    @property
+    def shadow_sampling(self) -> int:
+        return self.sampling_percentage if self.sampling_percentage is not None else 100
+
+
+class DataCapture(_Strict):
+    """Request and response capture to the account's artifacts bucket (KMS). Default on, every request."""
 
     enabled: bool = True
+    sampling_percentage: int = Field(default=100, ge=1, le=100)
+
+
+class Deployment(_Strict):
+    """Blue/green update of the prod endpoint with auto-rollback on alarms.
+
+    Defaults: canary of 10 % of the new fleet, 10 minutes baking per step, old fleet
+    kept 5 minutes after the shift; roll back on any 5xx error or average model
+    latency above 500 ms in a minute. ``linear`` shifts ``step_percentage`` per step.
+    """
+
+    traffic: Literal["canary", "linear", "all_at_once"] = "canary"
+    step_percentage: int = Field(default=10, ge=1, le=50, description="canary size or linear step")
+    wait_minutes: int = Field(default=10, ge=1, le=60)
+    termination_wait_minutes: int = Field(default=5, ge=0, le=60)
+    max_model_latency_ms: int = Field(default=500, ge=1)
+    max_5xx_errors_per_minute: int = Field(default=1, ge=1)
+
+
+class Promotion(_Strict):
+    """What the staging shadow test must show before ``mlops promote --to prod``.
+
+    Defaults: at least 100 shadowed requests, at most 1 % errors, average latency
+    at most 20 % above the champion's.
+    """
+
+    min_shadow_invocations: int = Field(default=100, ge=0)
+    max_error_rate_percent: float = Field(default=1.0, ge=0, le=100)
+    max_latency_increase_percent: float = Field(default=20.0, ge=0)
+
+
+def _default_variants(stage: str) -> list[Variant]:
+    if stage == "staging":
+        return [
+            Variant(name="champion", model="champion"),
+            Variant(name="challenger", model="challenger", shadow=True),
+        ]
+    return [Variant(name="primary", model="challenger")]
+
+
+class StageServing(_Strict):
+    """Serving in one stage (default on): variants, data capture, blue/green deployment.
+
+    Staging default: the champion serves, the challenger shadows all traffic.
+    Prod default: one variant serving the latest release.
+    """
+
+    enabled: bool = True
+    variants: list[Variant] = Field(default_factory=list)
+    data_capture: DataCapture = DataCapture()
+    deployment: Deployment = Deployment()
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, variants: list[Variant]) -> list[Variant]:
+        names = [v.name for v in variants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"variant names must be unique: {', '.join(dupes)}")
+        shadows = [v.name for v in variants if v.shadow]
+        production = [v for v in variants if not v.shadow]
+        if variants and not production:
+            raise ValueError("needs at least one production (non-shadow) variant")
+        if len(shadows) > 1:
+            raise ValueError(f"at most one shadow variant (SageMaker allows one), got {', '.join(shadows)}")
+        if shadows and len(production) > 1:
+            raise ValueError("with a shadow variant exactly one production variant is allowed (a SageMaker rule)")
+        total = sum(v.weight for v in production)
+        if production and total != 100:
+            weights = ", ".join(f"{v.name}={v.weight}" for v in production)
+            raise ValueError(f"production variant weights are percentages and must sum to 100, got {total} ({weights})")
+        if any(v.weight == 0 for v in production) and len(production) == 1:
+            raise ValueError("the only production variant needs weight 100")
+        serverless = [v.name for v in variants if v.serverless is not None]
+        if serverless and len(variants) > 1:
+            raise ValueError(
+                f"serverless variant {serverless[0]} must be the only variant "
+                "(serverless endpoints support neither several variants nor shadows)"
+            )
+        return variants
+
+    def resolved_variants(self, stage: str) -> list[Variant]:
+        """The configured variants, or the stage's default."""
+        return list(self.variants) or _default_variants(stage)
+
+    @property
+    def serverless(self) -> bool:
+        return any(v.serverless is not None for v in self.variants)
 
 
 class Serving(_Strict):
+    """Endpoints in staging (shadow test) and prod (blue/green, A/B weights)."""
+
     staging: StageServing = StageServing()
     prod: StageServing = StageServing()
+    promotion: Promotion = Promotion()
+
+    @model_validator(mode="after")
+    def _stages(self) -> Serving:
+        if any(v.shadow for v in self.prod.variants):
+            raise ValueError("prod.variants: shadow variants belong to staging; prod uses weights")
+        for stage in ("staging", "prod"):
+            settings: StageServing = getattr(self, stage)
+            if settings.serverless and settings.data_capture.enabled:
+                raise ValueError(
+                    f"{stage}.data_capture.enabled: serverless endpoints cannot capture data; set it to false"
+                )
+        return self
 
 
 class Monitoring(_Strict):

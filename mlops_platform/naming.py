@@ -68,6 +68,18 @@ class Naming:
         """CodePipeline in governance that deploys a released version to its stage."""
         return f"{self.prefix}-deploy"
 
+    def deploy_role_arn(self) -> str:
+        """Role of the deploy pipeline's CodeBuild project; the stages' verify roles trust it."""
+        return f"arn:aws:iam::{self.account('governance')}:role/{self.prefix}-governance-deploy"
+
+    def cdk_bootstrap_role_arns(self, role: str) -> list[str]:
+        """The roles ``cdk deploy`` assumes in an account bootstrapped with ``--trust`` governance."""
+        account, region = self.account(role), self.region(role)
+        return [
+            f"arn:aws:iam::{account}:role/cdk-hnb659fds-{kind}-role-{account}-{region}"
+            for kind in ("deploy", "file-publishing", "lookup")
+        ]
+
     # ------------------------------------------------------------------ project level
     def model_package_group(self, project: str) -> str:
         return f"{self.prefix}-{project}"
@@ -110,7 +122,16 @@ class Naming:
         return f"{self.prefix}-{project}"
 
     def endpoint_name(self, project: str, stage: str) -> str:
+        """Stable endpoint name per project and stage; its configs and models are never named."""
         return f"{self.prefix}-{project}-{stage}"
+
+    def verify_role_arn(self, project: str, stage: str) -> str:
+        """Read-only role in a serving stage that the deploy pipeline assumes to verify the endpoint."""
+        return self.role_arn(project, stage, "verify")
+
+    def data_capture_prefix(self, project: str) -> str:
+        """Key prefix of captured requests/responses in the stage's artifacts bucket."""
+        return f"{self.project_prefix(project)}/data-capture"
 
     def feature_group_name(self, project: str, group: str) -> str:
         return f"{self.prefix}-{project}-{group}"

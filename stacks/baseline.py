@@ -72,6 +72,9 @@ class BaselineStack(Stack):
             )
             # CloudWatch Logs encrypts the flow-log group with this key.
             self.key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
+        if role in ("staging", "prod"):
+            # Endpoint alarms publish to topics encrypted with this key.
+            self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
 
     def require_network(self) -> PrivateNetwork:
         """The account's network; raises for the governance role, which has none."""

@@ -11,8 +11,10 @@ from mlops_platform.approval_policy import policy_document
 from mlops_platform.config import ROLES, SERVING_STAGES, PlatformConfig, ProjectSettings
 from mlops_platform.nag import add_rule_packs
 from mlops_platform.naming import Naming
+from mlops_platform.release_manifest import Manifests
 from stacks.baseline import BaselineStack
 from stacks.build import BuildStack
+from stacks.deploy import DeployStack
 from stacks.feature_store import FeatureStoreStack
 from stacks.governance import ApprovalStack, RegistryStack
 from stacks.serving import ServingStack
@@ -20,12 +22,16 @@ from stacks.studio import StudioStack, WorkspaceStack
 from stacks.training_cluster import TrainingClusterStack
 
 
-def build_platform(app: App, config: PlatformConfig, *, definition_cache: Path) -> dict[str, Stage]:
+def build_platform(
+    app: App, config: PlatformConfig, *, definition_cache: Path, releases: Manifests, source: Path
+) -> dict[str, Stage]:
     """Add the four account-role stages to ``app`` and return them by role.
 
     Stage ids are the roles in PascalCase (``Governance``, ``Dev`` ...); stack
     names carry the platform prefix, role and project, so every role and project
-    can share one account. Pipeline definitions are cached under ``definition_cache``.
+    can share one account. Pipeline definitions are cached under ``definition_cache``;
+    ``releases`` says what each serving stack deploys; ``source`` is the project
+    directory the governance deploy pipeline runs ``cdk deploy`` from.
     """
     platform = config.platform
     naming = Naming(platform)
@@ -60,6 +66,19 @@ def build_platform(app: App, config: PlatformConfig, *, definition_cache: Path) 
             naming=naming,
             external_readers=dev_readers if role == "dev" else (),
         )
+        if role == "governance":
+            DeployStack(
+                stage,
+                "Deploy",
+                stack_name=naming.stack_name(role, "deploy"),
+                description=f"{platform.prefix} governance: pipeline deploying released model versions",
+                config=config,
+                naming=naming,
+                source=source,
+                key=baseline.key,
+                artifacts=baseline.artifacts,
+                releases=_releases_table(baseline),
+            )
         studio = None
         if role in platform.studio.accounts:
             studio = StudioStack(
@@ -84,7 +103,9 @@ def build_platform(app: App, config: PlatformConfig, *, definition_cache: Path) 
                 baseline=baseline,
             )
         for project in config.projects.values():
-            stacks = _project_stacks(stage, role, project, config, naming, baseline, studio, definition_cache, training)
+            stacks = _project_stacks(
+                stage, role, project, config, naming, baseline, studio, definition_cache, training, releases
+            )
             for stack in stacks:
                 Tags.of(stack).add("mlops:project", project.name)
     return stages
@@ -100,6 +121,7 @@ def _project_stacks(
     studio: StudioStack | None,
     definition_cache: Path,
     training: TrainingClusterStack | None,
+    releases: Manifests,
 ) -> list[Stack]:
     """The stacks one project has in one account role."""
     project_id = "".join(part.capitalize() for part in project.name.split("-"))
@@ -157,7 +179,12 @@ def _project_stacks(
     if role in SERVING_STAGES:
         stacks.append(
             ServingStack(
-                stage, f"{project_id}Serving", stage=role, baseline=baseline, **props("serving", "model serving")
+                stage,
+                f"{project_id}Serving",
+                stage=role,
+                baseline=baseline,
+                release=releases.get((project.name, role)),
+                **props("serving", "model serving"),
             )
         )
     return stacks

@@ -11,6 +11,7 @@ import yaml
 
 from app import committed_context, create_app
 from mlops_platform.config import PlatformConfig
+from mlops_platform.release_manifest import Manifests
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "config"
@@ -38,12 +39,12 @@ class Synthesized:
         return {k: v for k, v in self.templates[stack_name]["Resources"].items() if v["Type"] == type_}
 
 
-def synthesize(config: PlatformConfig, outdir: Path) -> Synthesized:
+def synthesize(config: PlatformConfig, outdir: Path, releases: Manifests | None = None) -> Synthesized:
     """Synthesize into ``outdir``; nag failures are recorded, not raised, so tests can name them."""
     shutil.rmtree(outdir, ignore_errors=True)
     result = Synthesized(outdir=outdir)
     try:
-        create_app(config, outdir=str(outdir), context=_context_for(config)).synth()
+        create_app(config, outdir=str(outdir), context=_context_for(config), releases=releases).synth()
     except RuntimeError as err:  # cdk-nag findings surface as a jsii ValidationFailed error
         result.error = str(err)
     report = outdir / "validation-report.json"
@@ -61,6 +62,19 @@ def synthesize(config: PlatformConfig, outdir: Path) -> Synthesized:
                 result.stage_of[name] = stage_dir.name.removeprefix("assembly-")
                 result.construct_path[name] = artifact["displayName"]
     return result
+
+
+def release(config: PlatformConfig, project: str, stage: str, challenger: int, champion: int | None = None):
+    """A release manifest naming versions of the project's model package group."""
+    from mlops_platform.naming import Naming
+    from mlops_platform.release_manifest import ModelVersion, ReleaseManifest
+
+    group = Naming(config.platform).model_package_arns(project).removesuffix("*")
+
+    def ref(version: int | None) -> ModelVersion | None:
+        return None if version is None else ModelVersion(version=version, model_package_arn=f"{group}{version}")
+
+    return ReleaseManifest(project=project, stage=stage, challenger=ref(challenger), champion=ref(champion))
 
 
 def _context_for(config: PlatformConfig) -> dict:

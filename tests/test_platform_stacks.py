@@ -11,6 +11,7 @@ from tests.synth import Synthesized
 
 EXPECTED_STACKS = {
     "mlops-governance-baseline": "Governance",
+    "mlops-governance-deploy": "Governance",
     "mlops-governance-churn-registry": "Governance",
     "mlops-governance-churn-approval": "Governance",
     "mlops-dev-baseline": "Dev",

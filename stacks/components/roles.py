@@ -55,14 +55,15 @@ class ServiceRole(Construct):
 
 
 def vpc_access_statements(
-    region: str, account: str, subnet_id: str, security_group_id: str
+    region: str, account: str, subnet_ids: str | Sequence[str], security_group_id: str
 ) -> list[iam.PolicyStatement]:
-    """What a SageMaker role needs to place network interfaces in one subnet and group (and find FSx).
+    """What a SageMaker role needs to place network interfaces in its subnets and group (and find FSx).
 
     The interfaces' own ids are not known in advance, hence ``network-interface/*``;
     the Describe actions have no resource-level permissions.
     """
     ec2 = f"arn:aws:ec2:{region}:{account}"
+    subnets = [subnet_ids] if isinstance(subnet_ids, str) else list(subnet_ids)
     return [
         iam.PolicyStatement(
             sid="VpcNetworkInterfaces",
@@ -74,7 +75,7 @@ def vpc_access_statements(
             ],
             resources=[
                 f"{ec2}:network-interface/*",
-                f"{ec2}:subnet/{subnet_id}",
+                *(f"{ec2}:subnet/{subnet}" for subnet in subnets),
                 f"{ec2}:security-group/{security_group_id}",
             ],
         ),

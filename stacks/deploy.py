@@ -1,0 +1,279 @@
+"""Governance account: the pipeline that deploys a released model version to its serving stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aws_cdk import IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from mlops_platform.config import SERVING_STAGES, PlatformConfig
+from mlops_platform.nag import acknowledge
+from mlops_platform.naming import Naming
+
+# What the deploy needs of the project directory: code and config, not local state.
+SOURCE_EXCLUDES = [
+    ".git",
+    ".venv",
+    "node_modules",
+    "cdk.out",
+    ".cache",
+    "releases",
+    "tests",
+    "**/__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".mypy_cache",
+    "*.egg-info",
+]
+VARIABLES = {
+    "PROJECT": "project whose serving stack to deploy",
+    "STAGE": "staging or prod",
+    "MODEL_PACKAGE_ARN": "the version the triggering release names (the release table decides what deploys)",
+}
+BUILD_TIMEOUT_MINUTES = 300  # a prod blue/green update may take up to four hours
+BUILD_SPEC = json.dumps(
+    {
+        "version": "0.2",
+        "env": {"shell": "bash"},
+        "phases": {
+            "install": {"runtime-versions": {"python": "3.12", "nodejs": "22"}},
+            "build": {
+                "commands": [
+                    'make deploy-release PROJECT="$PROJECT" STAGE="$STAGE" MODEL_PACKAGE_ARN="$MODEL_PACKAGE_ARN"'
+                ]
+            },
+        },
+    },
+    indent=2,
+)
+
+
+class DeployStack(Stack):
+    """CodePipeline V2 ``<prefix>-deploy``: source bundle → CodeBuild ``make deploy-release``.
+
+    The approval guard, the rejected handler and ``mlops promote`` start it with the
+    variables PROJECT, STAGE and MODEL_PACKAGE_ARN; executions queue, so two
+    releases never deploy one stage at once. The build exports the stage's release
+    manifest from the release table, runs ``cdk deploy`` of that project's serving
+    stack through the CDK bootstrap roles the stage account trusts governance with,
+    and verifies the live endpoint through the stage's verify role.
+
+    The source is this project directory as the platform was last deployed
+    (a CDK asset), so serving stacks always deploy with the platform's config and
+    code.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: PlatformConfig,
+        naming: Naming,
+        source: Path,
+        key: kms.IKey,
+        artifacts: s3.IBucket,
+        releases: dynamodb.ITableV2,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        bundle = s3_assets.Asset(self, "Source", path=str(source), exclude=SOURCE_EXCLUDES, ignore_mode=IgnoreMode.GLOB)
+        pipeline_name = naming.deploy_pipeline()
+        # CodePipeline keys artifacts by the first 20 characters of the pipeline name.
+        pipeline_objects = f"{naming.bucket_arn('governance')}/{pipeline_name[:20]}/*"
+        log_group = logs.LogGroup(
+            self,
+            "BuildLogs",
+            encryption_key=key,
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        build_role = self._role(
+            "BuildRole",
+            service="codebuild.amazonaws.com",
+            role_name=naming.deploy_role_arn().rsplit("/", 1)[1],
+            description="Deploys released model versions to the serving stages and verifies them",
+            statements=[
+                iam.PolicyStatement(
+                    sid="DeployThroughCdkBootstrapRoles",
+                    actions=["sts:AssumeRole", "sts:TagSession"],
+                    resources=sorted(
+                        {arn for stage in SERVING_STAGES for arn in naming.cdk_bootstrap_role_arns(stage)}
+                    ),
+                ),
+                iam.PolicyStatement(
+                    sid="VerifyEndpoints",
+                    actions=["sts:AssumeRole"],
+                    resources=[
+                        naming.verify_role_arn(project, stage)
+                        for project in sorted(config.projects)
+                        for stage in SERVING_STAGES
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="ReadReleases", actions=["dynamodb:Query", "dynamodb:GetItem"], resources=[releases.table_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="ReadSource", actions=["s3:GetObject", "s3:GetObjectVersion"], resources=[pipeline_objects]
+                ),
+                iam.PolicyStatement(
+                    sid="PlatformKey", actions=["kms:Decrypt", "kms:DescribeKey"], resources=[key.key_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="BuildLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[f"{log_group.log_group_arn}:*"],
+                ),
+            ],
+        )
+        build = codebuild.CfnProject(
+            self,
+            "Build",
+            description="make deploy-release: export the release manifest, cdk deploy the serving stack, verify",
+            service_role=build_role.role_arn,
+            encryption_key=key.key_arn,
+            timeout_in_minutes=BUILD_TIMEOUT_MINUTES,
+            source=codebuild.CfnProject.SourceProperty(type="CODEPIPELINE", build_spec=BUILD_SPEC),
+            artifacts=codebuild.CfnProject.ArtifactsProperty(type="CODEPIPELINE"),
+            environment=codebuild.CfnProject.EnvironmentProperty(
+                type="LINUX_CONTAINER",
+                compute_type="BUILD_GENERAL1_MEDIUM",
+                image="aws/codebuild/standard:7.0",
+                privileged_mode=False,
+            ),
+            logs_config=codebuild.CfnProject.LogsConfigProperty(
+                cloud_watch_logs=codebuild.CfnProject.CloudWatchLogsConfigProperty(
+                    status="ENABLED", group_name=log_group.log_group_name
+                )
+            ),
+        )
+        build.node.add_dependency(build_role)
+        bucket_arn = f"arn:aws:s3:::{bundle.s3_bucket_name}"
+        pipeline_role = self._role(
+            "PipelineRole",
+            service="codepipeline.amazonaws.com",
+            description=f"Runs {pipeline_name}: reads the platform source bundle, starts the deploy build",
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadSourceBundle",
+                    actions=["s3:GetObject", "s3:GetObjectVersion"],
+                    resources=[f"{bucket_arn}/{bundle.s3_object_key}"],
+                ),
+                iam.PolicyStatement(
+                    sid="SourceBucketVersioning", actions=["s3:GetBucketVersioning"], resources=[bucket_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="PipelineArtifacts", actions=["s3:GetObject", "s3:PutObject"], resources=[pipeline_objects]
+                ),
+                iam.PolicyStatement(
+                    sid="PlatformKey",
+                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                    resources=[key.key_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="RunBuild",
+                    actions=["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
+                    resources=[build.attr_arn],
+                ),
+            ],
+        )
+        self.pipeline = codepipeline.CfnPipeline(
+            self,
+            "Pipeline",
+            name=pipeline_name,
+            pipeline_type="V2",
+            execution_mode="QUEUED",
+            restart_execution_on_update=False,
+            role_arn=pipeline_role.role_arn,
+            artifact_store=codepipeline.CfnPipeline.ArtifactStoreProperty(
+                type="S3",
+                location=naming.artifacts_bucket("governance"),
+                encryption_key=codepipeline.CfnPipeline.EncryptionKeyProperty(id=key.key_arn, type="KMS"),
+            ),
+            variables=[
+                codepipeline.CfnPipeline.VariableDeclarationProperty(name=name, description=text)
+                for name, text in VARIABLES.items()
+            ],
+            stages=[
+                codepipeline.CfnPipeline.StageDeclarationProperty(
+                    name="Source",
+                    actions=[
+                        codepipeline.CfnPipeline.ActionDeclarationProperty(
+                            name="PlatformSource",
+                            action_type_id=_action_type("Source", "S3"),
+                            configuration={
+                                "S3Bucket": bundle.s3_bucket_name,
+                                "S3ObjectKey": bundle.s3_object_key,
+                                "PollForSourceChanges": False,  # only the approval workflow starts a deploy
+                            },
+                            output_artifacts=[codepipeline.CfnPipeline.OutputArtifactProperty(name="Source")],
+                            run_order=1,
+                        )
+                    ],
+                ),
+                codepipeline.CfnPipeline.StageDeclarationProperty(
+                    name="Deploy",
+                    actions=[
+                        codepipeline.CfnPipeline.ActionDeclarationProperty(
+                            name="DeployRelease",
+                            action_type_id=_action_type("Build", "CodeBuild"),
+                            configuration={
+                                "ProjectName": build.ref,
+                                "EnvironmentVariables": json.dumps(
+                                    [
+                                        {"name": name, "value": f"#{{variables.{name}}}", "type": "PLAINTEXT"}
+                                        for name in VARIABLES
+                                    ]
+                                ),
+                            },
+                            input_artifacts=[codepipeline.CfnPipeline.InputArtifactProperty(name="Source")],
+                            run_order=1,
+                        )
+                    ],
+                ),
+            ],
+        )
+        self.pipeline.node.add_dependency(pipeline_role)
+        logs_id = self.get_logical_id(log_group.node.default_child)  # type: ignore[arg-type]
+        for policy in ("BuildRolePolicy", "PipelineRolePolicy"):
+            acknowledge(
+                self.node.find_child(policy),
+                f"AwsSolutions-IAM5[Resource::{pipeline_objects}]",
+                "This pipeline's own artifacts in the governance artifacts bucket.",
+            )
+        acknowledge(
+            self.node.find_child("BuildRolePolicy"),
+            f"AwsSolutions-IAM5[Resource::<{logs_id}.Arn>:*]",
+            "The build's own log streams, named per build.",
+        )
+
+    def _role(
+        self,
+        id: str,
+        *,
+        service: str,
+        description: str,
+        statements: list[iam.PolicyStatement],
+        role_name: str | None = None,
+    ) -> iam.Role:
+        """A service role whose permissions sit in one managed policy (no inline grants)."""
+        role = iam.Role(
+            self, id, role_name=role_name, assumed_by=iam.ServicePrincipal(service), description=description
+        )
+        iam.ManagedPolicy(self, f"{id}Policy", roles=[role], statements=statements)
+        return role
+
+
+def _action_type(category: str, provider: str) -> codepipeline.CfnPipeline.ActionTypeIdProperty:
+    return codepipeline.CfnPipeline.ActionTypeIdProperty(category=category, owner="AWS", provider=provider, version="1")
