@@ -14,7 +14,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 # Synth imports the large aws_cdk modules in every run: they must be compiled once, not each time.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help setup synth test lint bench clean
+.PHONY: help setup synth test lint bench deploy-release clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -52,5 +52,9 @@ lint: setup  ## ruff and mypy, as CI would
 bench: setup  ## time synth (example config and 10 projects) and the test suite
 	@$(PY) scripts/bench.py
 
+deploy-release: setup  ## PROJECT=<p> STAGE=<staging|prod>: export its release, cdk deploy its serving stack, verify
+	@test -n "$(PROJECT)" -a -n "$(STAGE)" || { echo "usage: make deploy-release PROJECT=<project> STAGE=<staging|prod>" >&2; exit 2; }
+	@$(PY) scripts/deploy_release.py "$(PROJECT)" "$(STAGE)" $(if $(MODEL_PACKAGE_ARN),--expect-arn "$(MODEL_PACKAGE_ARN)")
+
 clean:  ## remove build output (keeps the venv and node_modules)
-	rm -rf cdk.out .cache .pytest_cache
+	rm -rf cdk.out .cache .pytest_cache releases

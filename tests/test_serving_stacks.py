@@ -385,3 +385,25 @@ def test_release_changes_replace_the_config_but_keep_the_endpoint_name(journey):
         for step in ("prod_before", "promoted")
     ]
     assert configs[0] != configs[1]
+
+
+# --------------------------------------------------------------------------- make deploy-release
+
+
+def test_deploy_release_targets_the_synthesized_serving_stack(example, capsys):
+    import importlib.util
+
+    from tests.synth import ROOT
+
+    spec = importlib.util.spec_from_file_location("deploy_release", ROOT / "scripts" / "deploy_release.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.stack_selector("prod", "churn") == example.construct_path["mlops-prod-churn-serving"]
+    assert script.main(["churn", "prod", "--expect-arn", f"{ARN}2", "--dry-run"]) == 0
+    steps = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in steps] == ["[1/3] export release", "[2/3] deploy", "[3/3] verify"]
+    assert "releases export --project churn --stage prod" in steps[0] and f"--expect-arn {ARN}2" in steps[0]
+    assert "deploy Prod/ChurnServing --exclusively --require-approval never" in steps[1]
+    assert f"--role-arn {NAMING.verify_role_arn('churn', 'prod')} verify churn --stage prod" in steps[2]
+    assert script.main(["fraud", "prod", "--dry-run"]) == 2
