@@ -28,7 +28,9 @@ def summarize(cdk_out: Path) -> list[str]:
             template = json.loads((stage_dir / stack["properties"]["templateFile"]).read_text())
             count = len(template.get("Resources", {}))
             total += count
-            lines.append(f"  {stack['properties']['stackName']:<40} {count:>4} resources")
+            release = template.get("Outputs", {}).get("Release", {}).get("Value")
+            serves = f"  serves: {release}" if isinstance(release, str) else ""
+            lines.append(f"  {stack['properties']['stackName']:<40} {count:>4} resources{serves}")
     report = cdk_out / "validation-report.json"
     lines.append(f"total: {total} resources")
     if report.exists():

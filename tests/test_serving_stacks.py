@@ -407,3 +407,12 @@ def test_deploy_release_targets_the_synthesized_serving_stack(example, capsys):
     assert "deploy Prod/ChurnServing --exclusively --require-approval never" in steps[1]
     assert f"--role-arn {NAMING.verify_role_arn('churn', 'prod')} verify churn --stage prod" in steps[2]
     assert script.main(["fraud", "prod", "--dry-run"]) == 2
+
+
+def test_synth_summary_says_what_each_serving_stack_serves(example, single_account):
+    from mlops_platform.summary import summarize
+
+    lines = summarize(example.outdir)
+    assert any("mlops-staging-churn-serving" in line and "serves: challenger version 3" in line for line in lines)
+    lines = summarize(single_account.outdir)
+    assert any("mlops-prod-churn-serving" in line and "serves: no release yet" in line for line in lines)
