@@ -46,7 +46,7 @@ def commands(
     naming = Naming(load_config(config_dir).platform)
     mlops = [str(ROOT / ".venv" / "bin" / "mlops"), "--config-dir", str(config_dir)]
     export = [*mlops, "releases", "export", "--project", project, "--stage", stage, "--out", str(releases_dir)]
-    if expect_arn:
+    if expect_arn and expect_arn != "none":  # "none": the stage is left without a model
         export += ["--expect-arn", expect_arn]
     deploy = [
         str(ROOT / "node_modules" / ".bin" / "cdk"),

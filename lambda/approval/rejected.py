@@ -13,7 +13,8 @@ What it does, after re-describing the version (only if it is *still*
 * it is the stage's current release: its record is marked ``revoked``, a
   rollback record names the release recorded before it (or that the stage now
   has no model to serve), and the deploy pipeline is started for that previous
-  version (variables ``PROJECT``, ``STAGE``, ``MODEL_PACKAGE_ARN``; a
+  version (variables ``PROJECT``, ``STAGE``, ``MODEL_PACKAGE_ARN`` -- ``none``
+  when nothing is left, so the deploy removes the endpoint; a
   ``clientRequestToken`` derived from the rollback record).
 
 Then one notification to the approvers' topic says what happened per stage.
@@ -40,7 +41,17 @@ import messages
 from aws import Clients, deployment_token, get_clients, publish, start_deployment
 from common import Outcome, accept, decide, give_back, load_package
 from policy import REJECTED, PackageEvidence
-from releases import NO_MODEL, RELEASED, REVOKED, ROLLED_BACK, STAGES, ReleaseTable, Rollback, previous_release
+from releases import (
+    NO_MODEL,
+    NO_MODEL_ARN,
+    RELEASED,
+    REVOKED,
+    ROLLED_BACK,
+    STAGES,
+    ReleaseTable,
+    Rollback,
+    previous_release,
+)
 from releases import current_release as current_of
 from settings import Settings, get_settings
 from state_change import StateChange
@@ -143,13 +154,8 @@ def _stage(
             if rollback is None:
                 raise RuntimeError(f"rollback record of {change.arn} in {stage} vanished while writing it")
 
-    if rollback.outcome == NO_MODEL or not rollback.target_model_package_arn:
-        return messages.StageOutcome(
-            stage,
-            f"version {change.version} was the current release and is revoked; there is no previous version, "
-            f"so {stage} has no model to serve",
-            rolled_back=True,
-        )
+    # With no previous version the deploy exports no manifest, which removes the stage's endpoint.
+    target_arn = rollback.target_model_package_arn or NO_MODEL_ARN
     execution_id = rollback.deployment_execution_id
     if execution_id is None:
         execution_id = start_deployment(
@@ -157,10 +163,17 @@ def _stage(
             settings.deploy_pipeline_name,
             project=project,
             stage=stage,
-            model_package_arn=rollback.target_model_package_arn,
-            token=deployment_token("rollback", rollback.target_model_package_arn, stage, rollback.event_id),
+            model_package_arn=target_arn,
+            token=deployment_token("rollback", target_arn, stage, rollback.event_id),
         )
         table.set_rollback_deployment(rollback, execution_id)
+    if rollback.outcome == NO_MODEL or not rollback.target_model_package_arn:
+        return messages.StageOutcome(
+            stage,
+            f"version {change.version} was the current release and is revoked; there is no previous version, "
+            f"so {stage} has no model to serve; deployment {execution_id} removes its endpoint",
+            rolled_back=True,
+        )
     return messages.StageOutcome(
         stage,
         f"version {change.version} was the current release and is revoked; rolled back to version "

@@ -43,6 +43,8 @@ RELEASED = "released"
 REVOKED = "revoked"
 ROLLED_BACK = "rolled_back"
 NO_MODEL = "no_model"
+# MODEL_PACKAGE_ARN of a deployment that leaves a stage without a model (its endpoint is removed).
+NO_MODEL_ARN = "none"
 
 
 def release_pk(project: str, stage: str) -> str:

@@ -61,9 +61,12 @@ def test_rejecting_the_only_release_leaves_the_stage_without_a_model(platform):
     assert outcome["decision"] == "rolled_back"
     [rollback] = platform.items("rollback#")
     assert rollback["outcome"] == "no_model" and "target_version" not in rollback
-    assert len(platform.executions()) == 1  # only the original release
+    executions = platform.executions()
+    assert len(executions) == 2  # the original release, then the deploy that removes the endpoint
+    assert executions[-1]["MODEL_PACKAGE_ARN"] == "none" and executions[-1]["STAGE"] == "staging"
     [note] = platform.notifications()
     assert "there is no previous version, so staging has no model to serve" in note["message"]
+    assert "removes its endpoint" in note["message"]
 
 
 def test_rejecting_an_unreleased_version_only_notifies(platform):
@@ -141,4 +144,5 @@ def test_version_approved_again_after_a_rejection_is_released_anew(platform):
 
     assert outcome["decision"] == "released"
     assert released_versions(platform) == [("0000000001", "released")]
-    assert len(platform.executions()) == 2
+    # release, removal of the endpoint after the rejection, release again
+    assert [e["MODEL_PACKAGE_ARN"] for e in platform.executions()] == [v1, "none", v1]
