@@ -27,6 +27,7 @@ class Synthesized:
     construct_path: dict[str, str] = field(default_factory=dict)
     findings: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
+    releases: Manifests = field(default_factory=dict)
 
     def findings_in(self, stack_name: str) -> list[tuple[str, str]]:
         prefix = self.construct_path[stack_name] + "/"
@@ -42,7 +43,7 @@ class Synthesized:
 def synthesize(config: PlatformConfig, outdir: Path, releases: Manifests | None = None) -> Synthesized:
     """Synthesize into ``outdir``; nag failures are recorded, not raised, so tests can name them."""
     shutil.rmtree(outdir, ignore_errors=True)
-    result = Synthesized(outdir=outdir)
+    result = Synthesized(outdir=outdir, releases=dict(releases or {}))
     try:
         create_app(config, outdir=str(outdir), context=_context_for(config), releases=releases).synth()
     except RuntimeError as err:  # cdk-nag findings surface as a jsii ValidationFailed error

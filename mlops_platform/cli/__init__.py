@@ -1,4 +1,4 @@
-"""``mlops``: the admin CLI for model approvals and releases (governance account).
+"""``mlops``: the admin CLI for model approvals, releases and their rollout.
 
 Commands (see ``mlops --help``)::
 
@@ -7,14 +7,20 @@ Commands (see ``mlops --help``)::
     mlops approve ARN --reason TEXT           approve (refused, exit 3, if metrics/evidence fail the policy)
     mlops reject ARN --reason TEXT            reject (the rejected Lambda rolls back what it served)
     mlops releases [--project P]              what runs where, and the release history
+    mlops releases export --project P --stage S [--out DIR] [--expect-arn ARN]
+                                              write the stage's release manifest (the deploy's first step)
+    mlops shadow report P [--hours N]         staging champion vs challenger (staging credentials)
+    mlops promote P --to prod --reason TEXT   record the prod release if the shadow test passes, deploy
+    mlops verify P --stage S [--manifest F]   the live endpoint serves the manifest (stage credentials)
 
 Global options: ``--config-dir`` (default ``config``), ``--profile``,
-``--region`` (default: the governance region from config) and ``--role-arn``
-(assume a role in the governance account first; default: use the profile's
-credentials as they are).
+``--region`` (default: the region of the account the command works in) and
+``--role-arn`` (assume a role in that account first; default: use the
+profile's credentials as they are).
 
-Exit codes: 0 done; 1 AWS error; 2 usage, config, unknown project or model
-package, missing credentials; 3 refused by the approval policy.
+Exit codes: 0 done; 1 AWS error or a failed verification; 2 usage, config,
+unknown project or model package, missing credentials; 3 refused by the
+approval policy or the promotion rule.
 
 The command logic lives in :mod:`mlops_platform.cli.core` as functions that
 take boto3 clients, so tests (and other tools) call them directly. Importing

@@ -17,11 +17,31 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from mlops_platform.cli import core, render
+from mlops_platform.cli import core, render, serving
 from mlops_platform.cli.session import Clients, make_session
-from mlops_platform.config import ConfigError, load_config
+from mlops_platform.config import SERVING_STAGES, ConfigError, load_config
 
 EXIT_OK, EXIT_AWS, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
+# Commands whose session works in the account of their --stage.
+STAGE_ACCOUNT = "STAGE"
+
+
+def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+_hours = _bounded("--hours", 1, serving.MAX_HOURS)
+# A prod blue/green update may take up to SageMaker's four-hour cap; a day bounds a typo.
+_minutes = _bounded("--wait-minutes", 0, 24 * 60)
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -34,28 +54,36 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     group.add_argument("--config-dir", default=default("config"), help="platform config directory (default: config)")
     group.add_argument("--profile", default=default(None), help="AWS profile (default: the default credential chain)")
     group.add_argument(
-        "--region", default=default(None), help="AWS region (default: the governance region from config)"
+        "--region",
+        default=default(None),
+        help="AWS region (default: from config, the region of the account the command works in)",
     )
     group.add_argument(
         "--role-arn",
         default=default(None),
-        help="assume this role in the governance account first (default: use the profile as is)",
+        help="assume this role first, in the account the command works in: governance, or for shadow report "
+        "staging and for verify the --stage's account (default: use the profile as is)",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops",
-        description="Review, approve and reject model versions; see what runs where.",
-        epilog="Exit codes: 0 ok, 1 AWS error, 2 usage/config/unknown/credentials, 3 refused by the approval policy.",
+        description="Review, approve and reject model versions; see what runs where; export, verify and promote "
+        "releases.",
+        epilog="Exit codes: 0 ok, 1 AWS error or failed verification, 2 usage/config/unknown/credentials, "
+        "3 refused by the approval policy or the promotion rule.",
     )
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def leaf(subparsers: Any, name: str, help_text: str, func: Callable[..., int]) -> argparse.ArgumentParser:
+    def leaf(
+        subparsers: Any, name: str, help_text: str, func: Callable[..., int], account: str = "governance"
+    ) -> argparse.ArgumentParser:
+        """A command; ``account`` is the account role its session works in (``STAGE``: the --stage's)."""
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         _global_options(sub, suppress=True)
-        sub.set_defaults(func=func)
+        sub.set_defaults(func=func, account=account)
         return sub
 
     approvals = commands.add_parser("approvals", help="versions waiting for approval", description="Approvals.")
@@ -75,6 +103,74 @@ def build_parser() -> argparse.ArgumentParser:
 
     releases = leaf(commands, "releases", "what runs where (current per stage) and the release history", cmd_releases)
     releases.add_argument("--project", help="only this project")
+    # An optional sub-command: plain `mlops releases [--project P]` still lists.
+    releases_commands = releases.add_subparsers(dest="releases_command", required=False, metavar="COMMAND")
+    export = leaf(
+        releases_commands,
+        "export",
+        "write releases/PROJECT/STAGE.json from the release table for the serving stack (deploy pipeline, governance)",
+        cmd_export,
+    )
+    export.add_argument("--project", required=True, help="the project")
+    export.add_argument("--stage", required=True, choices=SERVING_STAGES, help="the serving stage")
+    export.add_argument("--out", type=Path, default=Path("releases"), help="releases directory (default: releases)")
+    export.add_argument(
+        "--expect-arn",
+        help="model package ARN the pipeline execution was started for ('none': no model); a differing current "
+        "release is reported on stderr and wins (default: no check)",
+    )
+
+    shadow = commands.add_parser("shadow", help="the staging shadow test", description="Shadow test.")
+    shadow_commands = shadow.add_subparsers(dest="shadow_command", required=True, metavar="COMMAND")
+    report = leaf(
+        shadow_commands,
+        "report",
+        "champion vs challenger on the staging endpoint and the promotion verdict (staging credentials)",
+        cmd_shadow_report,
+        account="staging",
+    )
+    report.add_argument("project", metavar="PROJECT", help="the project")
+    report.add_argument(
+        "--hours", type=_hours, default=24, help=f"window in hours, 1-{serving.MAX_HOURS} (default: 24)"
+    )
+
+    promote = leaf(
+        commands,
+        "promote",
+        "release staging's current version to prod when its shadow test passes, and start the deploy pipeline",
+        cmd_promote,
+    )
+    promote.add_argument("project", metavar="PROJECT", help="the project")
+    promote.add_argument("--to", required=True, choices=("prod",), help="target stage (prod)")
+    promote.add_argument("--reason", required=True, help="why; recorded with the prod release")
+    promote.add_argument(
+        "--staging-profile", help="AWS profile for reading the staging shadow test (default: --profile)"
+    )
+    promote.add_argument(
+        "--staging-role-arn", help="role in the staging account to assume for the shadow test (default: none)"
+    )
+    promote.add_argument(
+        "--hours", type=_hours, default=24, help=f"shadow test window in hours, 1-{serving.MAX_HOURS} (default: 24)"
+    )
+
+    verify = leaf(
+        commands,
+        "verify",
+        "check that the stage's endpoint serves the release manifest (credentials of the stage's account)",
+        cmd_verify,
+        account=STAGE_ACCOUNT,
+    )
+    verify.add_argument("project", metavar="PROJECT", help="the project")
+    verify.add_argument("--stage", required=True, choices=SERVING_STAGES, help="the serving stage")
+    verify.add_argument(
+        "--manifest", type=Path, help="release manifest (default: releases/PROJECT/STAGE.json; no file: no release)"
+    )
+    verify.add_argument(
+        "--wait-minutes",
+        type=_minutes,
+        default=0,
+        help="wait up to this long for a Creating/Updating endpoint, polling every 30 s (default: 0)",
+    )
     return parser
 
 
@@ -110,6 +206,72 @@ def cmd_releases(args: argparse.Namespace, ctx: core.Context, clients: Clients) 
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    result = serving.export_manifest(clients.dynamodb, ctx, args.project, args.stage, args.out, args.expect_arn)
+    render.exported(result)
+    if result.superseded:
+        print(f"mlops: warning: {result.superseded}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_shadow_report(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    report = serving.shadow_report(clients.sagemaker, clients.cloudwatch, clients.s3, ctx, args.project, args.hours)
+    rule = ctx.config.projects[args.project].serving.promotion
+    render.shadow(report, rule, serving.evaluate_promotion(report, rule))
+    return EXIT_OK
+
+
+def cmd_promote(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    def staging() -> Clients:
+        # Made only once the governance-side checks pass: it may assume a role in staging.
+        region = ctx.config.platform.accounts.staging.region
+        profile = args.staging_profile or args.profile
+        return Clients(make_session(profile=profile, region=region, role_arn=args.staging_role_arn))
+
+    try:
+        result = serving.promote(
+            dynamodb=clients.dynamodb,
+            sagemaker=clients.sagemaker,
+            sts=clients.sts,
+            codepipeline=clients.codepipeline,
+            staging=staging,
+            ctx=ctx,
+            project=args.project,
+            reason=args.reason,
+            hours=args.hours,
+        )
+    except serving.PromotionRefused as err:
+        if err.report is not None:
+            render.shadow(err.report, ctx.config.projects[args.project].serving.promotion, err.violations)
+        raise
+    if result.report is not None:
+        rule = ctx.config.projects[args.project].serving.promotion
+        render.shadow(result.report, rule, [])
+    render.promoted(result)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    ctx.projects(args.project)
+    path = args.manifest or serving.default_manifest_path(args.project, args.stage)
+    manifest = serving.read_manifest(path, ctx, args.project, args.stage)
+    result = serving.verify(
+        clients.sagemaker,
+        clients.cloudformation,
+        ctx,
+        args.project,
+        args.stage,
+        manifest,
+        wait_minutes=args.wait_minutes,
+    )
+    if not result.ok:
+        for problem in result.problems:
+            print(f"mlops: verify {args.project}/{args.stage}: {problem}", file=sys.stderr)
+        return EXIT_AWS
+    render.verification(result)
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -125,7 +287,8 @@ def run(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         return _fail(f"config error: {err}", EXIT_USAGE)
     ctx = core.Context(config)
-    region = args.region or config.platform.accounts.governance.region
+    account = args.stage if args.account == STAGE_ACCOUNT else args.account
+    region = args.region or config.platform.accounts.of(account).region
     try:
         session = make_session(profile=args.profile, region=region, role_arn=args.role_arn)
         return args.func(args, ctx, Clients(session))
@@ -136,7 +299,7 @@ def run(argv: list[str] | None = None) -> int:
     except (NoCredentialsError, PartialCredentialsError):
         return _fail(
             "no AWS credentials found: pass --profile, set AWS_PROFILE, or export credentials "
-            "for the governance account",
+            f"for the {account} account",
             EXIT_USAGE,
         )
     except NoRegionError:

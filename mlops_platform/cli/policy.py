@@ -22,7 +22,7 @@ from mlops_platform.config import PlatformConfig
 
 APPROVAL_DIR = Path(__file__).resolve().parents[2] / "lambda" / "approval"
 # Modules of lambda/approval with no sibling imports (safe to load on their own).
-LOADABLE = ("policy", "releases")
+LOADABLE = ("aws", "policy", "releases")
 
 
 @functools.cache

@@ -9,8 +9,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from mlops_platform.cli import core
+from mlops_platform.cli import core, serving
 from mlops_platform.cli.policy import load_approval_module
+from mlops_platform.config import Promotion
+from mlops_platform.release_manifest import describe as describe_manifest
 
 
 def _console() -> Console:
@@ -160,3 +162,99 @@ def releases(stages: list[core.StageReleases]) -> None:
     for row in sorted(rows, reverse=True):
         history.add_row(*row)
     console.print(history)
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def exported(result: serving.Export) -> None:
+    """One line: the manifest written (or removed) and what it deploys."""
+    action = "wrote" if result.manifest is not None else "removed"
+    _console().print(f"{result.project}/{result.stage}: {action} {result.path}: {describe_manifest(result.manifest)}")
+
+
+def _version(variant: serving.VariantReport) -> str:
+    if variant.version is not None:
+        return f"v{variant.version}"
+    return ", ".join(variant.package_arns) or "not from a model package"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} %"
+
+
+def shadow(report: serving.ShadowReport, rule: Promotion, violations: list[str]) -> None:
+    console = _console()
+    # A line of its own: a table title would wrap at the table's width.
+    console.print(
+        f"Shadow test of {report.project}: endpoint {report.endpoint}, {_time(report.start)} to {_time(report.end)}"
+    )
+    table = Table()
+    table.add_column("")
+    ordered = sorted(report.variants, key=lambda v: {serving.CHAMPION: 0, serving.CHALLENGER: 1}.get(v.role, 2))
+    for variant in ordered:
+        table.add_column(f"{variant.role} ({variant.name})", justify="right")
+    rows: list[tuple[str, Any]] = [
+        ("Serves", _version),
+        ("Traffic", lambda v: "shadow copy" if v.shadow else "live"),
+        ("Invocations", lambda v: f"{v.invocations:g}"),
+        ("5xx errors", lambda v: f"{v.errors_5xx:g}"),
+        ("4xx errors", lambda v: f"{v.errors_4xx:g}"),
+        ("5xx error rate", lambda v: _percent(v.error_rate_percent)),
+        ("Avg model latency", lambda v: "-" if v.latency_ms is None else f"{v.latency_ms:.1f} ms"),
+        (
+            "Captured requests read",
+            lambda v: f"{v.captures} ({v.capture_objects} object{'s' * (v.capture_objects != 1)})",
+        ),
+    ]
+    for label, cell in rows:
+        table.add_row(label, *(cell(v) for v in ordered))
+    console.print(table)
+    agreement = report.agreement
+    if agreement is not None and not agreement.champion_captures and not agreement.challenger_captures:
+        console.print("Captured pairs: no captured requests in the window.")
+    elif agreement is not None:
+        console.print(
+            f"Captured pairs: {agreement.paired} of {agreement.challenger_captures} challenger captures matched a "
+            f"champion capture ({agreement.paired_by_event} by eventId, {agreement.paired_by_input} by identical "
+            f"input); outputs agree in {agreement.agreed} ({_percent(agreement.rate_percent)})."
+        )
+    for note in report.notes:
+        console.print(f"Note: {note}")
+    rule_text = (
+        f"at least {rule.min_shadow_invocations} challenger invocations, 5xx error rate <= "
+        f"{rule.max_error_rate_percent:g} %, latency at most {rule.max_latency_increase_percent:g} % above the champion"
+    )
+    if not violations:
+        console.print(f"Promotion: passes the rule ({rule_text}).")
+    else:
+        console.print(f"Promotion: would be refused ({rule_text}):")
+        for violation in violations:
+            console.print(f"  - {violation}")
+
+
+def promoted(result: serving.PromoteResult) -> None:
+    console = _console()
+    r = result.release
+    if result.outcome == "already":
+        console.print(
+            f"{r.project} version {r.version} already runs in prod (recorded {r.recorded_at} by {r.approved_by}; "
+            f"deployment {result.execution_id}); nothing changed."
+        )
+        return
+    if result.outcome == "resumed":
+        console.print(
+            f"{r.project} version {r.version} was recorded for prod at {r.recorded_at}; its deployment had not started."
+        )
+    else:
+        console.print(f"Recorded prod release of {r.project} version {r.version} ({r.model_package_arn})")
+        console.print(f"  at {r.recorded_at} by {r.approved_by}: {r.reason}")
+    console.print(f"Started deploy pipeline {result.pipeline}: execution {result.execution_id}")
+
+
+def verification(result: serving.Verification) -> None:
+    """What was verified (stdout); the problems go to stderr via the caller."""
+    console = _console()
+    console.print(f"{result.project}/{result.stage}: verified")
+    for line in result.summary:
+        console.print(f"  {line}")

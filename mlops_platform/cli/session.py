@@ -1,4 +1,4 @@
-"""boto3 session for the CLI: profile, region and an optional role in the governance account."""
+"""boto3 session for the CLI: profile, region and an optional role to assume (governance, or a stage's account)."""
 
 from __future__ import annotations
 
@@ -64,3 +64,19 @@ class Clients:
     @property
     def dynamodb(self) -> Any:
         return self._get("dynamodb")
+
+    @property
+    def cloudwatch(self) -> Any:
+        return self._get("cloudwatch")
+
+    @property
+    def codepipeline(self) -> Any:
+        return self._get("codepipeline")
+
+    @property
+    def cloudformation(self) -> Any:
+        return self._get("cloudformation")
+
+    @property
+    def sts(self) -> Any:
+        return self._get("sts")
