@@ -89,32 +89,37 @@ def load_manifests(releases_dir: Path, config: PlatformConfig) -> dict[tuple[str
     manifests: dict[tuple[str, str], ReleaseManifest] = {}
     if not releases_dir.is_dir():
         return manifests
-    naming = Naming(config.platform)
     for path in sorted(releases_dir.glob("*/*.json")):
         project, stage = path.parent.name, path.stem
-        where = _show(path)
-        if project not in config.projects:
-            raise ConfigError(f"{where}: no project '{project}' in the config (projects: {', '.join(config.projects)})")
-        if stage not in SERVING_STAGES:
-            raise ConfigError(f"{where}: '{stage}' is not a serving stage; allowed file names: staging.json, prod.json")
-        manifest: ReleaseManifest = _parse(path, ReleaseManifest)
-        if (manifest.project, manifest.stage) != (project, stage):
-            says = f"{manifest.project}/{manifest.stage}"
-            raise ConfigError(f"{where}: project/stage: says {says}, path says {project}/{stage}")
-        group = naming.model_package_arns(project).removesuffix("*")
-        for role in ("challenger", "champion"):
-            ref: ModelVersion | None = getattr(manifest, role)
-            if ref is None:
-                continue
-            if not ref.model_package_arn.startswith(group):
-                raise ConfigError(
-                    f"{where}: {role}.model_package_arn: {ref.model_package_arn} is not a version of "
-                    f"{naming.model_package_group_arn(project)}"
-                )
-            if not ref.model_package_arn.endswith(f"/{ref.version}"):
-                raise ConfigError(f"{where}: {role}.version: {ref.version} does not match {ref.model_package_arn}")
-        manifests[(project, stage)] = manifest
+        manifests[(project, stage)] = load_manifest(path, config, project, stage)
     return manifests
+
+
+def load_manifest(path: Path, config: PlatformConfig, project: str, stage: str) -> ReleaseManifest:
+    """Read and check the manifest of ``project``/``stage`` at ``path``; :class:`ConfigError` names file and field."""
+    where = _show(path)
+    if project not in config.projects:
+        raise ConfigError(f"{where}: no project '{project}' in the config (projects: {', '.join(config.projects)})")
+    if stage not in SERVING_STAGES:
+        raise ConfigError(f"{where}: '{stage}' is not a serving stage; allowed file names: staging.json, prod.json")
+    manifest: ReleaseManifest = _parse(path, ReleaseManifest)
+    if (manifest.project, manifest.stage) != (project, stage):
+        says = f"{manifest.project}/{manifest.stage}"
+        raise ConfigError(f"{where}: project/stage: is for {says}, not {project}/{stage} (path says {project}/{stage})")
+    naming = Naming(config.platform)
+    group = naming.model_package_arns(project).removesuffix("*")
+    for role in ("challenger", "champion"):
+        ref: ModelVersion | None = getattr(manifest, role)
+        if ref is None:
+            continue
+        if not ref.model_package_arn.startswith(group):
+            raise ConfigError(
+                f"{where}: {role}.model_package_arn: {ref.model_package_arn} is not a version of "
+                f"{naming.model_package_group_arn(project)}"
+            )
+        if not ref.model_package_arn.endswith(f"/{ref.version}"):
+            raise ConfigError(f"{where}: {role}.version: {ref.version} does not match {ref.model_package_arn}")
+    return manifest
 
 
 def write_manifest(releases_dir: Path, project: str, stage: str, manifest: ReleaseManifest | None) -> Path:

@@ -257,7 +257,7 @@ def approve(sagemaker: Any, s3: Any, ctx: Context, arn: str, reason: str) -> Upd
     Raises :class:`PolicyRefusal` (exit 3) before calling UpdateModelPackage
     when the version itself violates the policy.
     """
-    reason = _reason(reason)
+    reason = check_reason(reason)
     target = resolve(ctx, arn)
     policy_mod = load_approval_module("policy")
     policy = load_policy(ctx.config, target.project)
@@ -275,7 +275,7 @@ def approve(sagemaker: Any, s3: Any, ctx: Context, arn: str, reason: str) -> Upd
 
 
 def reject(sagemaker: Any, ctx: Context, arn: str, reason: str) -> UpdateResult:
-    reason = _reason(reason)
+    reason = check_reason(reason)
     target = resolve(ctx, arn)
     description = describe(sagemaker, target)
     previous = description.get("ModelApprovalStatus")
@@ -285,10 +285,11 @@ def reject(sagemaker: Any, ctx: Context, arn: str, reason: str) -> UpdateResult:
     return UpdateResult(target, REJECTED, True, previous)
 
 
-def _reason(reason: str) -> str:
+def check_reason(reason: str, recorded: str = "as the ApprovalDescription") -> str:
+    """The stripped ``--reason``; CliError when empty or longer than the 1024 characters SageMaker allows."""
     reason = (reason or "").strip()
     if not reason:
-        raise CliError("--reason must not be empty: it is recorded as the ApprovalDescription")
+        raise CliError(f"--reason must not be empty: it is recorded {recorded}")
     if len(reason) > 1024:
         raise CliError(f"--reason is {len(reason)} characters; SageMaker allows at most 1024")
     return reason

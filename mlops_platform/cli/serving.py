@@ -25,10 +25,10 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from mlops_platform.cli.core import APPROVED, CliError, Context, PolicyRefusal, describe, resolve
+from mlops_platform.cli.core import APPROVED, CliError, Context, PolicyRefusal, check_reason, describe, resolve
 from mlops_platform.cli.policy import load_approval_module
-from mlops_platform.config import ConfigError, Promotion, Variant, _parse
-from mlops_platform.release_manifest import ReleaseManifest, manifest_for, manifest_path, write_manifest
+from mlops_platform.config import ConfigError, Promotion, Variant
+from mlops_platform.release_manifest import ReleaseManifest, load_manifest, manifest_for, manifest_path, write_manifest
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 # Newest data capture objects read per variant: enough requests to compare, bounded S3 reads.
@@ -602,15 +602,6 @@ def _start_deployment(codepipeline: Any, ctx: Context, release: Any) -> str:
     )
 
 
-def _reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise CliError("--reason must not be empty: it is recorded with the prod release")
-    if len(reason) > 1024:
-        raise CliError(f"--reason is {len(reason)} characters; at most 1024")
-    return reason
-
-
 def promote(
     *,
     dynamodb: Any,
@@ -633,7 +624,7 @@ def promote(
     A version prod already serves is not recorded again; a record whose
     pipeline start failed gets its pipeline started (same request token).
     """
-    reason = _reason(reason)
+    reason = check_reason(reason, "with the prod release")
     ctx.projects(project)
     releases_mod = load_approval_module("releases")
     table = releases_mod.ReleaseTable(dynamodb, ctx.releases_table)
@@ -744,12 +735,9 @@ def read_manifest(path: Path, ctx: Context, project: str, stage: str) -> Release
     if not path.exists():
         return None
     try:
-        manifest: ReleaseManifest = _parse(path, ReleaseManifest)
+        return load_manifest(path, ctx.config, project, stage)
     except ConfigError as err:
         raise CliError(f"manifest error: {err}") from None
-    if (manifest.project, manifest.stage) != (project, stage):
-        raise CliError(f"manifest error: {path} is for {manifest.project}/{manifest.stage}, not {project}/{stage}")
-    return manifest
 
 
 def _same_package(served: str, expected: str) -> bool:

@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 from tests.approval.lambdas import aws as lambda_aws
 from tests.approval.lambdas import policy
 from tests.approval.lambdas import settings as lambda_settings
+from tests.moto_governance import create_deploy_pipeline, create_release_table, deploy_executions
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "eu-west-1"
@@ -242,71 +243,8 @@ class Platform:
             "QueueArn"
         ]
         self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        self.dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        self.dynamodb.update_time_to_live(
-            TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
-        iam = self.make_client("iam")
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}
-            ],
-        }
-        role_arn = iam.create_role(RoleName="mlops-deploy-pipeline", AssumeRolePolicyDocument=json.dumps(trust))[
-            "Role"
-        ]["Arn"]
-        self.codepipeline.create_pipeline(
-            pipeline={
-                "name": PIPELINE,
-                "roleArn": role_arn,
-                "artifactStore": {"type": "S3", "location": BUCKET},
-                "pipelineType": "V2",
-                "variables": [{"name": "PROJECT"}, {"name": "STAGE"}, {"name": "MODEL_PACKAGE_ARN"}],
-                "stages": [
-                    {
-                        "name": "Source",
-                        "actions": [
-                            {
-                                "name": "Source",
-                                "actionTypeId": {
-                                    "category": "Source",
-                                    "owner": "AWS",
-                                    "provider": "S3",
-                                    "version": "1",
-                                },
-                                "configuration": {"S3Bucket": BUCKET, "S3ObjectKey": "deploy/source.zip"},
-                                "outputArtifacts": [{"name": "src"}],
-                            }
-                        ],
-                    },
-                    {
-                        "name": "Deploy",
-                        "actions": [
-                            {
-                                "name": "Deploy",
-                                "actionTypeId": {
-                                    "category": "Invoke",
-                                    "owner": "AWS",
-                                    "provider": "Lambda",
-                                    "version": "1",
-                                },
-                                "configuration": {"FunctionName": "deploy"},
-                                "inputArtifacts": [{"name": "src"}],
-                            }
-                        ],
-                    },
-                ],
-            }
-        )
+        create_release_table(self.dynamodb, TABLE)
+        create_deploy_pipeline(self.codepipeline, self.make_client("iam"), name=PIPELINE, bucket=BUCKET)
         return self
 
     # ------------------------------------------------------------------ registry
@@ -412,15 +350,7 @@ class Platform:
 
     def executions(self) -> list[dict[str, str]]:
         """Variables of every deploy pipeline execution, oldest first."""
-        summaries = self.codepipeline.list_pipeline_executions(pipelineName=PIPELINE)["pipelineExecutionSummaries"]
-        out = []
-        for summary in reversed(summaries):
-            execution = self.codepipeline.get_pipeline_execution(
-                pipelineName=PIPELINE, pipelineExecutionId=summary["pipelineExecutionId"]
-            )["pipelineExecution"]
-            variables = {v["name"]: v["resolvedValue"] for v in execution.get("variables", [])}
-            out.append({"id": summary["pipelineExecutionId"], **variables})
-        return out
+        return deploy_executions(self.codepipeline, PIPELINE)
 
     def items(self, prefix: str = "") -> list[dict[str, Any]]:
         """Every table item whose pk starts with ``prefix``, decoded to plain values."""

@@ -28,6 +28,7 @@ import yaml
 from mlops_platform.cli.policy import load_approval_module
 from mlops_platform.config import load_config
 from mlops_platform.naming import Naming
+from tests.moto_governance import create_deploy_pipeline, create_release_table, deploy_executions
 
 releases = load_approval_module("releases")
 
@@ -321,61 +322,12 @@ class World:
     def create(self) -> World:
         assert self.naming.releases_table() == TABLE and self.naming.deploy_pipeline() == PIPELINE
         self.sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
-        self.dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_release_table(self.dynamodb, TABLE)
         boto3.client("s3", region_name=REGION).create_bucket(
             Bucket=PIPELINE_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
         )
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}
-            ],
-        }
-        role_arn = boto3.client("iam", region_name=REGION).create_role(
-            RoleName="mlops-deploy-pipeline", AssumeRolePolicyDocument=json.dumps(trust)
-        )["Role"]["Arn"]
-        action = {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"}
-        build = {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"}
-        self.codepipeline.create_pipeline(
-            pipeline={
-                "name": PIPELINE,
-                "roleArn": role_arn,
-                "artifactStore": {"type": "S3", "location": PIPELINE_BUCKET},
-                "pipelineType": "V2",
-                "variables": [{"name": "PROJECT"}, {"name": "STAGE"}, {"name": "MODEL_PACKAGE_ARN"}],
-                "stages": [
-                    {
-                        "name": "Source",
-                        "actions": [
-                            {
-                                "name": "Source",
-                                "actionTypeId": action,
-                                "configuration": {"S3Bucket": PIPELINE_BUCKET, "S3ObjectKey": "source.zip"},
-                                "outputArtifacts": [{"name": "src"}],
-                            }
-                        ],
-                    },
-                    {
-                        "name": "Deploy",
-                        "actions": [
-                            {
-                                "name": "Deploy",
-                                "actionTypeId": build,
-                                "configuration": {"ProjectName": "mlops-deploy"},
-                                "inputArtifacts": [{"name": "src"}],
-                            }
-                        ],
-                    },
-                ],
-            }
+        create_deploy_pipeline(
+            self.codepipeline, boto3.client("iam", region_name=REGION), name=PIPELINE, bucket=PIPELINE_BUCKET
         )
         return self
 
@@ -420,12 +372,4 @@ class World:
 
     def executions(self) -> list[dict[str, str]]:
         """Variables of every deploy pipeline execution, oldest first."""
-        summaries = self.codepipeline.list_pipeline_executions(pipelineName=PIPELINE)["pipelineExecutionSummaries"]
-        out = []
-        for summary in reversed(summaries):
-            execution = self.codepipeline.get_pipeline_execution(
-                pipelineName=PIPELINE, pipelineExecutionId=summary["pipelineExecutionId"]
-            )["pipelineExecution"]
-            variables = {v["name"]: v["resolvedValue"] for v in execution.get("variables", [])}
-            out.append({"id": summary["pipelineExecutionId"], **variables})
-        return out
+        return deploy_executions(self.codepipeline, PIPELINE)
