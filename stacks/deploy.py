@@ -12,13 +12,12 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from mlops_platform.config import SERVING_STAGES, PlatformConfig
-from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
+from stacks.components.roles import ServiceRole
 
 # What the deploy needs of the project directory: code and config, not local state.
 SOURCE_EXCLUDES = [
@@ -83,7 +82,6 @@ class DeployStack(Stack):
         naming: Naming,
         source: Path,
         key: kms.IKey,
-        artifacts: s3.IBucket,
         releases: dynamodb.ITableV2,
         **kwargs,
     ) -> None:
@@ -99,7 +97,8 @@ class DeployStack(Stack):
             retention=logs.RetentionDays.ONE_YEAR,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        build_role = self._role(
+        build_role = ServiceRole(
+            self,
             "BuildRole",
             service="codebuild.amazonaws.com",
             role_name=naming.deploy_role_arn().rsplit("/", 1)[1],
@@ -141,7 +140,7 @@ class DeployStack(Stack):
             self,
             "Build",
             description="make deploy-release: export the release manifest, cdk deploy the serving stack, verify",
-            service_role=build_role.role_arn,
+            service_role=build_role.role.role_arn,
             encryption_key=key.key_arn,
             timeout_in_minutes=BUILD_TIMEOUT_MINUTES,
             source=codebuild.CfnProject.SourceProperty(type="CODEPIPELINE", build_spec=BUILD_SPEC),
@@ -160,7 +159,8 @@ class DeployStack(Stack):
         )
         build.node.add_dependency(build_role)
         bucket_arn = f"arn:aws:s3:::{bundle.s3_bucket_name}"
-        pipeline_role = self._role(
+        pipeline_role = ServiceRole(
+            self,
             "PipelineRole",
             service="codepipeline.amazonaws.com",
             description=f"Runs {pipeline_name}: reads the platform source bundle, starts the deploy build",
@@ -195,7 +195,7 @@ class DeployStack(Stack):
             pipeline_type="V2",
             execution_mode="QUEUED",
             restart_execution_on_update=False,
-            role_arn=pipeline_role.role_arn,
+            role_arn=pipeline_role.role.role_arn,
             artifact_store=codepipeline.CfnPipeline.ArtifactStoreProperty(
                 type="S3",
                 location=naming.artifacts_bucket("governance"),
@@ -246,33 +246,14 @@ class DeployStack(Stack):
         )
         self.pipeline.node.add_dependency(pipeline_role)
         logs_id = self.get_logical_id(log_group.node.default_child)  # type: ignore[arg-type]
-        for policy in ("BuildRolePolicy", "PipelineRolePolicy"):
-            acknowledge(
-                self.node.find_child(policy),
+        for role in (build_role, pipeline_role):
+            role.acknowledge(
                 f"AwsSolutions-IAM5[Resource::{pipeline_objects}]",
                 "This pipeline's own artifacts in the governance artifacts bucket.",
             )
-        acknowledge(
-            self.node.find_child("BuildRolePolicy"),
-            f"AwsSolutions-IAM5[Resource::<{logs_id}.Arn>:*]",
-            "The build's own log streams, named per build.",
+        build_role.acknowledge(
+            f"AwsSolutions-IAM5[Resource::<{logs_id}.Arn>:*]", "The build's own log streams, named per build."
         )
-
-    def _role(
-        self,
-        id: str,
-        *,
-        service: str,
-        description: str,
-        statements: list[iam.PolicyStatement],
-        role_name: str | None = None,
-    ) -> iam.Role:
-        """A service role whose permissions sit in one managed policy (no inline grants)."""
-        role = iam.Role(
-            self, id, role_name=role_name, assumed_by=iam.ServicePrincipal(service), description=description
-        )
-        iam.ManagedPolicy(self, f"{id}Policy", roles=[role], statements=statements)
-        return role
 
 
 def _action_type(category: str, provider: str) -> codepipeline.CfnPipeline.ActionTypeIdProperty:

@@ -76,7 +76,6 @@ def build_platform(
                 naming=naming,
                 source=source,
                 key=baseline.key,
-                artifacts=baseline.artifacts,
                 releases=_releases_table(baseline),
             )
         studio = None

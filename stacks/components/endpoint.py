@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aws_cdk import CfnOutput, Duration
 from aws_cdk import aws_applicationautoscaling as autoscaling
@@ -325,12 +326,12 @@ class ServedEndpoint(Construct):
         )
 
 
+@dataclass(frozen=True)
 class _VariantAlarm:
     """An alarm and whether it may roll back a blue/green update."""
 
-    def __init__(self, alarm: cloudwatch.Alarm, rollback: bool) -> None:
-        self.alarm = alarm
-        self.rollback = rollback
+    alarm: cloudwatch.Alarm
+    rollback: bool
 
 
 def _pascal(name: str) -> str:
