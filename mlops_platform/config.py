@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,6 +27,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from mlops_platform import catalog
+from pipeline_definitions.inputs import METRIC_NAMES
 
 ROLES = ("governance", "dev", "staging", "prod")
 WORKLOAD_ROLES = ("dev", "staging", "prod")
@@ -42,7 +47,7 @@ Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-
 PlatformPrefix = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,9}$")]
 ProjectName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", min_length=2, max_length=20)]
 UserName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", min_length=1, max_length=32)]
-InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")]
+InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+(-[a-z0-9]+)*\.[a-z0-9]+$")]
 FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")]
 
 _SCHEDULE_PATTERN = r"^(rate|cron)\(.+\)$"
@@ -74,8 +79,72 @@ class ConfigError(Exception):
     """One human-readable configuration problem: file, field and what is allowed."""
 
 
+class FieldError(ValueError):
+    """A validator's problem with one field below the model it validates.
+
+    ``field`` is dotted and relative to that model (``vpc_cidrs.dev``,
+    ``workers[0].instance_type``); the error line names it after the model's own
+    location, so a check that needs several fields still points at the one to change.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- instance types
+
+
+def instance_type_problem(instance_type: str, purpose: catalog.Purpose) -> str | None:
+    """Why the SageMaker API behind ``purpose`` would refuse ``instance_type`` (None if it accepts it).
+
+    Names the allowed families, or the allowed sizes of the family, with a
+    did-you-mean for a typo; the facts are in :mod:`mlops_platform.catalog`.
+    """
+    family = catalog.instance_family(instance_type)
+    size = instance_type.rsplit(".", 1)[-1]
+    offered = catalog.INSTANCE_SIZES[purpose]
+    label = catalog.PURPOSE_LABELS[purpose]
+    if family not in offered:
+        elsewhere = [catalog.PURPOSE_LABELS[p] for p, table in catalog.INSTANCE_SIZES.items() if family in table]
+        if elsewhere:
+            what = f"SageMaker offers {family} only for {' and '.join(elsewhere)}, not for {label}"
+        else:
+            close = difflib.get_close_matches(family, list(offered), n=1)
+            what = f"unknown instance family '{family}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+        return f"{instance_type!r}: {what}; families for {label}: {', '.join(offered)}"
+    sizes = offered[family]
+    if size not in sizes:
+        close = difflib.get_close_matches(size, sizes, n=1)
+        hint = f" (did you mean 'ml.{family}.{close[0]}'?)" if close else ""
+        return f"{instance_type!r}: {family} has no size '{size}'{hint}; {family} sizes for {label}: {', '.join(sizes)}"
+    return None
+
+
+def _offered_for(purpose: catalog.Purpose) -> AfterValidator:
+    def check(instance_type: str) -> str:
+        if purpose == "hosting" and catalog.instance_family(instance_type) in catalog.GUARDRAILS_EXCLUDED_FAMILIES:
+            family = catalog.instance_family(instance_type)
+            raise ValueError(
+                f"{instance_type!r}: {family} endpoints cannot use deployment guardrails (canary, auto-rollback); "
+                f"use {catalog.GUARDRAILS_EXCLUDED_FAMILIES[family]}"
+            )
+        problem = instance_type_problem(instance_type, purpose)
+        if problem:
+            raise ValueError(problem)
+        return instance_type
+
+    return AfterValidator(check)
+
+
+HostingInstanceType = Annotated[InstanceType, _offered_for("hosting")]
+TrainingInstanceType = Annotated[InstanceType, _offered_for("training")]
+ProcessingInstanceType = Annotated[InstanceType, _offered_for("processing")]
+HyperPodInstanceType = Annotated[InstanceType, _offered_for("hyperpod")]
 
 
 # --------------------------------------------------------------------------- platform
@@ -100,8 +169,61 @@ class Accounts(_Strict):
         return getattr(self, role)
 
 
+# How stacks/components/network.py carves every VPC (CDK ec2.Vpc, subnet configurations in
+# this order): one private /20 per AZ, then, with NAT gateways, one public /24 per AZ.
+PRIVATE_SUBNET_PREFIX = 20
+PUBLIC_SUBNET_PREFIX = 24
+
+
+class VpcSubnet(NamedTuple):
+    name: str  # the subnet configuration: "Private" or "Public"
+    az: int  # 1-based, in the order CDK takes the region's zones
+    cidr: ipaddress.IPv4Network
+
+
+def vpc_subnets(vpc: ipaddress.IPv4Network, azs: int, nat_gateways: int) -> list[VpcSubnet] | None:
+    """The subnets CDK's ``ec2.Vpc`` carves from ``vpc``, or None when they do not fit (CDK then fails the synth).
+
+    CDK allocates each subnet configuration for every AZ in turn, sequentially
+    from the start of the range, each block aligned to its own size (its
+    ``NetworkBuilder``). ``azs`` is ``max_azs``: a region with fewer zones gets
+    fewer subnets, all inside the span computed here.
+    """
+    layout = [("Private", PRIVATE_SUBNET_PREFIX)] + ([("Public", PUBLIC_SUBNET_PREFIX)] if nat_gateways else [])
+    subnets = []
+    next_address, last_address = int(vpc.network_address), int(vpc.broadcast_address)
+    for name, prefix in layout:
+        size = 2 ** (32 - prefix)
+        for az in range(1, azs + 1):
+            start = next_address + (-next_address % size)
+            if start + size - 1 > last_address:
+                return None
+            subnets.append(VpcSubnet(name, az, ipaddress.IPv4Network((start, prefix))))
+            next_address = start + size
+    return subnets
+
+
+def _too_small(vpc: ipaddress.IPv4Network, azs: int, nat_gateways: int) -> str:
+    plural = "s" if azs > 1 else ""
+    layout = f"{azs} private /{PRIVATE_SUBNET_PREFIX} subnet{plural}"
+    needed = azs * 2 ** (32 - PRIVATE_SUBNET_PREFIX)
+    if nat_gateways:
+        layout += f" and {azs} public /{PUBLIC_SUBNET_PREFIX} subnet{plural} (public because nat_gateways > 0)"
+        needed += azs * 2 ** (32 - PUBLIC_SUBNET_PREFIX)
+    fits = [p for p in range(vpc.prefixlen - 1, 15, -1) if vpc_subnets(vpc.supernet(new_prefix=p), azs, nat_gateways)]
+    advice = f"; use a /{fits[0]} or larger range, e.g. {vpc.supernet(new_prefix=fits[0])}" if fits else ""
+    return (
+        f"{vpc} is too small for the VPC's subnets: {layout}, one per AZ for max_azs {azs}, "
+        f"need {needed} addresses from the start of the range{advice}"
+    )
+
+
 class Network(_Strict):
-    """One VPC per workload account role. Defaults: 2 AZs, no NAT (VPC endpoints only)."""
+    """One VPC per workload account role. Defaults: 2 AZs, no NAT (VPC endpoints only).
+
+    Each range must hold the VPC's subnets (see :func:`vpc_subnets`), e.g. a /19
+    for 2 AZs without NAT, a /18 for 3 AZs or for 2 with NAT.
+    """
 
     vpc_cidrs: dict[WorkloadRole, ipaddress.IPv4Network]
     max_azs: int = Field(default=2, ge=1, le=3)
@@ -115,14 +237,21 @@ class Network(_Strict):
         if missing:
             raise ValueError(f"needs a CIDR for every workload role; missing: {', '.join(missing)}")
         for role, net in cidrs.items():
-            if not 16 <= net.prefixlen <= 22:
-                raise ValueError(f"{role}: {net} must be between /16 and /22 to fit the subnets")
+            if net.prefixlen < 16:
+                raise FieldError(role, f"{net} is larger than AWS allows for a VPC (/16 to /28)")
         roles = list(cidrs)
         for i, a in enumerate(roles):
             for b in roles[i + 1 :]:
                 if cidrs[a].overlaps(cidrs[b]):
                     raise ValueError(f"{a} {cidrs[a]} overlaps {b} {cidrs[b]}; give each role its own range")
         return cidrs
+
+    @model_validator(mode="after")
+    def _subnets_fit(self) -> Network:
+        for role, net in self.vpc_cidrs.items():
+            if vpc_subnets(net, self.max_azs, self.nat_gateways) is None:
+                raise FieldError(f"vpc_cidrs.{role}", _too_small(net, self.max_azs, self.nat_gateways))
+        return self
 
 
 class Studio(_Strict):
@@ -146,8 +275,6 @@ class Nag(_Strict):
     packs: list[NagPack] = Field(default=["AwsSolutions", "NIST.800-53.R5"])
 
 
-# HyperPod worker instance types with Trainium chips (and EFA).
-HYPERPOD_TRAINIUM_TYPES = ("ml.trn1.32xlarge", "ml.trn1n.32xlarge", "ml.trn2.48xlarge")
 LUSTRE_PERSISTENT_2_THROUGHPUT = (125, 250, 500, 1000)
 DRA_EVENTS = Literal["NEW", "CHANGED", "DELETED"]
 
@@ -192,7 +319,7 @@ class Lustre(_Strict):
 
 class InstanceGroup(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")
-    instance_type: InstanceType
+    instance_type: HyperPodInstanceType
     count: int = Field(default=1, ge=1, le=256)
     threads_per_core: Literal[1, 2] = 1
     ebs_volume_gb: int = Field(default=500, ge=1, le=16384)
@@ -203,8 +330,9 @@ class TrainingCluster(_Strict):
 
     The cluster, its subnet and the file system share one AZ, given by AZ *id*
     (``euw1-az1``) because AZ names map to different zones in each account.
-    The subnet ``cidr`` must lie in the upper half of the dev VPC range, which
-    the VPC's own subnets never use.
+    The subnet ``cidr`` (default ``10.10.128.0/20``) must lie inside the dev VPC
+    range and clear of the VPC's own subnets, which take its start (see
+    :func:`vpc_subnets`).
     """
 
     enabled: bool = False
@@ -235,15 +363,29 @@ class TrainingCluster(_Strict):
                 f"availability_zone_id {self.availability_zone_id}; EFA and Lustre traffic must stay in one AZ"
             )
         for i, group in enumerate(self.workers):
-            if group.instance_type.startswith("ml.trn") and group.instance_type not in HYPERPOD_TRAINIUM_TYPES:
-                raise ValueError(
-                    f"workers[{i}].instance_type {group.instance_type!r} is not a HyperPod Trainium type; "
-                    f"allowed: {', '.join(HYPERPOD_TRAINIUM_TYPES)}"
+            trainium = catalog.instance_family(group.instance_type) in catalog.TRAINIUM_FAMILIES
+            if trainium and group.instance_type not in catalog.HYPERPOD_TRAINIUM_TYPES:
+                raise FieldError(
+                    f"workers[{i}].instance_type",
+                    f"{group.instance_type!r} is not a HyperPod Trainium worker type with EFA; "
+                    f"allowed: {', '.join(catalog.HYPERPOD_TRAINIUM_TYPES)}",
                 )
         names = [self.controller.name, *(g.name for g in self.workers)]
         if len(set(names)) != len(names):
             raise ValueError("instance group names must be unique across controller and workers")
         return self
+
+
+class ApprovalWorkflow(_Strict):
+    """The governance account's approval handlers (notify, guard, release Lambdas).
+
+    ``reserved_concurrency``: default none, because new accounts often have a
+    concurrency quota of 10 and Lambda refuses a reservation that leaves fewer
+    than 10 unreserved; setting it reserves that many concurrent executions for
+    each approval handler.
+    """
+
+    reserved_concurrency: int | None = Field(default=None, ge=1, le=1000)
 
 
 class PlatformSettings(_Strict):
@@ -255,18 +397,39 @@ class PlatformSettings(_Strict):
     studio: Studio = Studio()
     nag: Nag = Nag()
     training_cluster: TrainingCluster = TrainingCluster()
+    approval_workflow: ApprovalWorkflow = ApprovalWorkflow()
     tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _cluster_subnet(self) -> PlatformSettings:
         cluster = self.training_cluster
-        if cluster.enabled:
-            dev = self.network.vpc_cidrs["dev"]
-            upper = list(dev.subnets(prefixlen_diff=1))[1]
-            if not cluster.cidr.subnet_of(upper):
-                raise ValueError(
-                    f"training_cluster.cidr {cluster.cidr} must lie in the upper half of the dev VPC "
-                    f"({upper}), which the VPC's own subnets never use"
+        if not cluster.enabled:
+            return self
+        cidr, dev = cluster.cidr, self.network.vpc_cidrs["dev"]
+        if not 16 <= cidr.prefixlen <= 28:
+            raise FieldError("training_cluster.cidr", f"{cidr}: AWS subnets are /16 to /28")
+        subnets = vpc_subnets(dev, self.network.max_azs, self.network.nat_gateways)
+        if not subnets:  # Network has refused a range its subnets do not fit
+            raise FieldError("network.vpc_cidrs.dev", "the dev VPC's subnets do not fit its range")
+        taken = f"{subnets[0].cidr.network_address}-{subnets[-1].cidr.broadcast_address}"
+        end = int(subnets[-1].cidr.broadcast_address) + 1
+        start = end + (-end % cidr.num_addresses)
+        if start + cidr.num_addresses - 1 <= int(dev.broadcast_address):
+            advice = f"choose a range after them, e.g. {ipaddress.IPv4Network((start, cidr.prefixlen))}"
+        else:
+            advice = f"no /{cidr.prefixlen} is left after them; use a longer prefix or a larger dev range"
+        if not cidr.subnet_of(dev):
+            raise FieldError(
+                "training_cluster.cidr",
+                f"{cidr} is outside the dev VPC {dev}; the cluster subnet is carved from that VPC, whose own "
+                f"subnets take {taken}: {advice}",
+            )
+        for subnet in subnets:
+            if cidr.overlaps(subnet.cidr):
+                raise FieldError(
+                    "training_cluster.cidr",
+                    f"{cidr} overlaps the dev VPC's {subnet.name} subnet {subnet.cidr} (AZ {subnet.az}); "
+                    f"the VPC's own subnets take {taken}: {advice}",
                 )
         return self
 
@@ -378,10 +541,6 @@ class Spot(_Strict):
     max_wait_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
 
 
-# Trainium sizes SageMaker training offers; a typo here would only fail at job start.
-TRAINIUM_INSTANCE_TYPES = ("ml.trn1.2xlarge", "ml.trn1.32xlarge", "ml.trn1n.32xlarge", "ml.trn2.48xlarge")
-
-
 class FsxInput(_Strict):
     """Train from the shared training cluster's FSx for Lustre (``directory`` under its mount). Default: read-only."""
 
@@ -395,24 +554,14 @@ class Pipeline(_Strict):
     enabled: bool = True
     template: Literal["tabular"] = "tabular"
     input_data_uri: str | None = Field(default=None, pattern=_S3_URI_PATTERN)
-    processing_instance_type: InstanceType = "ml.m5.xlarge"
-    training_instance_type: InstanceType = "ml.m5.xlarge"
+    processing_instance_type: ProcessingInstanceType = "ml.m5.xlarge"
+    training_instance_type: TrainingInstanceType = "ml.m5.xlarge"
     training_instance_count: int = Field(default=1, ge=1, le=100)
     max_runtime_minutes: int = Field(default=60, ge=1, le=28 * 24 * 60)
     spot: Spot = Spot()
     fsx_input: FsxInput | None = None
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
     retrain_schedule: str | None = Field(default=None, pattern=_SCHEDULE_PATTERN)
-
-    @field_validator("training_instance_type")
-    @classmethod
-    def _trainium(cls, instance_type: str) -> str:
-        if instance_type.startswith("ml.trn") and instance_type not in TRAINIUM_INSTANCE_TYPES:
-            raise ValueError(
-                f"{instance_type!r} is not a Trainium training instance type; allowed: "
-                + ", ".join(TRAINIUM_INSTANCE_TYPES)
-            )
-        return instance_type
 
     @model_validator(mode="after")
     def _spot_wait(self) -> Pipeline:
@@ -431,6 +580,8 @@ class Approval(_Strict):
     """Who may approve a model version and what it must show.
 
     ``approvers`` are member user names with the ``lead`` persona, or IAM role ARNs.
+    ``metric_thresholds`` map metrics the evaluate step reports (auc, accuracy,
+    precision, recall, f1) to the fraction in [0, 1] each must reach; default auc 0.7.
     Defaults: the registrant may not approve their own version; both the
     evaluation report and the data-quality baseline must be attached.
     """
@@ -440,6 +591,23 @@ class Approval(_Strict):
     metric_thresholds: dict[str, float] = Field(default_factory=lambda: {"auc": 0.7})
     required_evidence: list[Evidence] = Field(default=["evaluation_report", "data_quality_baseline"])
     allow_self_approval: bool = False
+
+    @field_validator("metric_thresholds")
+    @classmethod
+    def _thresholds(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        for name, value in thresholds.items():
+            if name not in METRIC_NAMES:
+                close = difflib.get_close_matches(name, METRIC_NAMES, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise FieldError(
+                    name,
+                    f"the evaluate step reports no metric '{name}'{hint}; allowed: {', '.join(METRIC_NAMES)}",
+                )
+            if not 0 <= value <= 1:
+                raise FieldError(
+                    name, f"{value:g} is outside [0, 1]: the evaluate step reports fractions (0.75, not 75)"
+                )
+        return thresholds
 
     @model_validator(mode="after")
     def _primary(self) -> Approval:
@@ -451,31 +619,8 @@ class Approval(_Strict):
         return self
 
 
-# Real-time hosting instance families. inf1 is left out on purpose: SageMaker's
-# deployment guardrails (canary, auto-rollback) do not support it.
-HOSTING_INSTANCE_FAMILIES = (
-    "c4", "c5", "c5d", "c5n", "c6g", "c6gd", "c6gn", "c6i", "c6id", "c7g", "c7i",
-    "g4dn", "g5", "g6", "g6e", "inf2", "m4", "m5", "m5d", "m6g", "m6gd", "m6i", "m6id", "m7i",
-    "p3", "p4d", "p5", "r5", "r5d", "r6g", "r6gd", "r6i", "r7i", "t2", "t3", "trn1",
-)  # fmt: skip
 VariantName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
 _HINT_BY_PATTERN[_pattern(VariantName)] = "letters, digits and hyphens, up to 63 characters"
-
-
-def _hosting_family(instance_type: str) -> str:
-    family = instance_type.split(".")[1]
-    if family == "inf1":
-        raise ValueError(
-            f"{instance_type!r}: inf1 endpoints cannot use deployment guardrails (canary, auto-rollback); use inf2"
-        )
-    if family not in HOSTING_INSTANCE_FAMILIES:
-        close = difflib.get_close_matches(family, HOSTING_INSTANCE_FAMILIES, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ValueError(
-            f"{instance_type!r}: unknown instance family '{family}'{hint}; "
-            f"allowed: {', '.join(HOSTING_INSTANCE_FAMILIES)}"
-        )
-    return instance_type
 
 
 class Autoscaling(_Strict):
@@ -528,15 +673,10 @@ class Variant(_Strict):
     weight: int = Field(default=100, ge=0, le=100)
     shadow: bool = False
     sampling_percentage: int | None = Field(default=None, ge=1, le=100)
-    instance_type: InstanceType = "ml.m5.large"
+    instance_type: HostingInstanceType = "ml.m5.large"
     instance_count: int = Field(default=1, ge=1, le=100)
     autoscaling: Autoscaling | None = None
     serverless: Serverless | None = None
-
-    @field_validator("instance_type")
-    @classmethod
-    def _family(cls, instance_type: str) -> str:
-        return _hosting_family(instance_type)
 
     @model_validator(mode="after")
     def _consistent(self) -> Variant:
@@ -569,15 +709,54 @@ class Deployment(_Strict):
 
     Defaults: canary of 10 % of the new fleet, 10 minutes baking per step, old fleet
     kept 5 minutes after the shift; roll back on any 5xx error or average model
-    latency above 500 ms in a minute. ``linear`` shifts ``step_percentage`` per step.
+    latency above 500 ms in a minute. ``linear`` shifts ``step_percentage`` (10-50)
+    per step. SageMaker's limits apply (see ``mlops_platform.catalog``): canary at
+    most 50 %, waits up to 60 minutes, and the whole shift (every step's wait plus
+    the termination wait) within its 8-hour maximum execution timeout.
+    ``wait_minutes`` is at least 1 although SageMaker allows 0: the alarms need a
+    minute of data before they can roll anything back.
     """
 
     traffic: Literal["canary", "linear", "all_at_once"] = "canary"
-    step_percentage: int = Field(default=10, ge=1, le=50, description="canary size or linear step")
-    wait_minutes: int = Field(default=10, ge=1, le=60)
-    termination_wait_minutes: int = Field(default=5, ge=0, le=60)
+    step_percentage: int = Field(
+        default=10, ge=1, le=catalog.BLUE_GREEN_MAX_CANARY_PERCENT, description="canary size or linear step"
+    )
+    wait_minutes: int = Field(default=10, ge=1, le=catalog.BLUE_GREEN_MAX_WAIT_INTERVAL_SECONDS // 60)
+    termination_wait_minutes: int = Field(default=5, ge=0, le=catalog.BLUE_GREEN_MAX_TERMINATION_WAIT_SECONDS // 60)
     max_model_latency_ms: int = Field(default=500, ge=1)
     max_5xx_errors_per_minute: int = Field(default=1, ge=1)
+
+    @property
+    def steps(self) -> int:
+        """Traffic shifts, each followed by a wait (as the endpoint's deployment config counts them)."""
+        if self.traffic == "canary":
+            return 2
+        if self.traffic == "linear":
+            return math.ceil(100 / self.step_percentage)
+        return 1
+
+    @model_validator(mode="after")
+    def _guardrail_limits(self) -> Deployment:
+        if self.traffic == "linear":
+            low, high = catalog.BLUE_GREEN_LINEAR_STEP_PERCENT
+            if not low <= self.step_percentage <= high:
+                raise FieldError(
+                    "step_percentage",
+                    f"{self.step_percentage} is not allowed for linear traffic: SageMaker shifts linear steps "
+                    f"of {low}-{high} % of the fleet",
+                )
+        if self.traffic != "all_at_once":
+            total = self.steps * self.wait_minutes + self.termination_wait_minutes
+            limit = catalog.BLUE_GREEN_EXECUTION_TIMEOUT_SECONDS[1] // 60
+            if total * 60 >= catalog.BLUE_GREEN_EXECUTION_TIMEOUT_SECONDS[1]:
+                raise FieldError(
+                    "wait_minutes",
+                    f"{self.traffic} traffic in {self.steps} steps of {self.wait_minutes} minutes plus "
+                    f"termination_wait_minutes {self.termination_wait_minutes} waits {total} minutes, but SageMaker "
+                    f"stops a blue/green update after {limit} minutes; use fewer steps (a larger step_percentage) "
+                    "or shorter waits",
+                )
+        return self
 
 
 class Promotion(_Strict):
@@ -805,7 +984,11 @@ def _describe(path: Path, model: type[BaseModel], err: ValidationError) -> str:
         pattern = first.get("ctx", {}).get("pattern", "")
         message = f"{first['input']!r} is not {_HINT_BY_PATTERN.get(pattern, 'valid (pattern ' + pattern + ')')}"
     elif kind == "value_error":
-        message = str(first["ctx"]["error"])
+        error = first["ctx"]["error"]
+        message = str(error)
+        if isinstance(error, FieldError):
+            loc = (*loc, error.field)
+            field = _dotted(loc)
     elif kind in ("too_long", "too_short"):
         message = first["msg"].replace(" after validation", "")
     else:
@@ -823,6 +1006,8 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif str(part).startswith("["):  # a FieldError's "[0].name"
+            out += str(part)
         elif part in ("function-after",) or str(part).startswith(("function-", "literal[")):
             continue
         else:

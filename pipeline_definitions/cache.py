@@ -25,6 +25,8 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from mlops_platform import catalog
+
 from .inputs import PipelineInputs
 from .sources import SCRIPTS_DIR, STEP_SCRIPTS
 
@@ -58,6 +60,8 @@ def _key_material(inputs: PipelineInputs):
         yield f"script:{name}", (SCRIPTS_DIR / name).read_bytes()
     for path in sorted(PACKAGE_DIR.glob("*.py")):
         yield f"builder:{path.name}", path.read_bytes()
+    # The instance facts the inputs are validated against live in the catalogue.
+    yield "catalog", Path(catalog.__file__).read_bytes()
     for name in SDK_DISTRIBUTIONS:
         yield f"dist:{name}", _distribution_version(name).encode()
 

@@ -26,37 +26,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 
-TRAINIUM_PREFIXES = ("ml.trn1.", "ml.trn1n.", "ml.trn2.")
-METRIC_NAMES = ("auc", "accuracy", "precision", "recall", "f1")
+from mlops_platform.catalog import JOB_LOCAL_STORAGE_FAMILIES, TRAINIUM_FAMILIES
 
-# Instance families with local NVMe instance storage. SageMaker rejects a
-# VolumeKmsKeyId for them (their local volumes are hardware-encrypted instead).
-_INSTANCE_STORAGE_FAMILIES = frozenset(
-    {
-        "c5d",
-        "c5ad",
-        "c6id",
-        "g4dn",
-        "g5",
-        "g6",
-        "g6e",
-        "m5d",
-        "m5dn",
-        "m6id",
-        "p3dn",
-        "p4d",
-        "p4de",
-        "p5",
-        "p5e",
-        "p5en",
-        "r5d",
-        "r5dn",
-        "r6id",
-        "trn1",
-        "trn1n",
-        "trn2",
-    }
-)
+TRAINIUM_PREFIXES = tuple(f"ml.{family}." for family in TRAINIUM_FAMILIES)
+METRIC_NAMES = ("auc", "accuracy", "precision", "recall", "f1")
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
@@ -70,7 +43,9 @@ _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 _FSX_ID = re.compile(r"^fs-[0-9a-f]{8,17}$")
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
-_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[\w/-]+$")
+# A key ARN, never an alias: VolumeKmsKeyId of training and processing jobs takes key ids and key ARNs only
+# (SageMaker API Reference, ResourceConfig.VolumeKmsKeyId and ProcessingClusterConfig.VolumeKmsKeyId).
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
 
 DEFAULT_HYPERPARAMETERS = (("learning-rate", "0.1"), ("max-depth", "3"), ("n-estimators", "100"))
 
@@ -82,8 +57,8 @@ def instance_family(instance_type: str) -> str:
 
 
 def has_instance_storage(instance_type: str) -> bool:
-    """True for instance types whose volumes cannot take a KMS key (local NVMe)."""
-    return instance_family(instance_type) in _INSTANCE_STORAGE_FAMILIES
+    """True for instance types whose volumes cannot take a KMS key (local NVMe; see ``mlops_platform.catalog``)."""
+    return instance_family(instance_type) in JOB_LOCAL_STORAGE_FAMILIES
 
 
 def is_trainium(instance_type: str) -> bool:
@@ -167,7 +142,8 @@ class PipelineInputs:
             f"model-package-group/<name>, got {self.model_package_group_arn!r}",
         )
         # CreateModelPackage is regional: the registry group must be in the pipeline's region.
-        assert group is not None  # need() above raised otherwise
+        if group is None:  # need() above raised already; this keeps the check under python -O
+            raise ValueError("PipelineInputs: model_package_group_arn is not a model package group ARN")
         need(
             group.group("region") == self.region,
             f"model_package_group_arn is in {group.group('region')} but the pipeline runs in "
@@ -238,7 +214,8 @@ class PipelineInputs:
             )
         need(
             self.kms_key_arn is None or bool(_KMS_KEY_ARN.match(self.kms_key_arn)),
-            f"kms_key_arn must be a literal KMS key ARN, got {self.kms_key_arn!r}",
+            f"kms_key_arn must be a literal KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>; volume keys "
+            f"cannot be aliases), got {self.kms_key_arn!r}",
         )
         need(
             self.metric_name in METRIC_NAMES,

@@ -152,6 +152,96 @@ BAD_SERVING = [
 ]
 
 
+M5_HOSTING_SIZES = "large, xlarge, 2xlarge, 4xlarge, 12xlarge, 24xlarge"
+LINEAR = {"traffic": "linear", "step_percentage": 10}
+
+# (id, serving section, field, the whole message after "churn.yaml: <field>: "). The deployment limits are
+# SageMaker's BlueGreenUpdatePolicy / TrafficRoutingConfig ones (mlops_platform.catalog); they used to be
+# accepted here and refused by CloudFormation at deploy.
+EXACT_SERVING = [
+    (
+        "hosting-size-does-not-exist",
+        _serving(prod=_variants({"name": "a", "instance_type": "ml.m5.hyuge"})),
+        "serving.prod.variants[0].instance_type",
+        f"'ml.m5.hyuge': m5 has no size 'hyuge'; m5 sizes for real-time endpoints: {M5_HOSTING_SIZES}",
+    ),
+    (
+        "hosting-size-typo",
+        _serving(staging=_variants({"name": "a", "instance_type": "ml.g5.xlarg"})),
+        "serving.staging.variants[0].instance_type",
+        "'ml.g5.xlarg': g5 has no size 'xlarg' (did you mean 'ml.g5.xlarge'?); g5 sizes for real-time endpoints: "
+        "xlarge, 2xlarge, 4xlarge, 8xlarge, 12xlarge, 16xlarge, 24xlarge, 48xlarge",
+    ),
+    (
+        "hosting-family-offered-for-training-only",
+        _serving(prod=_variants({"name": "a", "instance_type": "ml.c5n.xlarge"})),
+        "serving.prod.variants[0].instance_type",
+        "'ml.c5n.xlarge': SageMaker offers c5n only for training jobs and HyperPod clusters, not for real-time "
+        "endpoints; families for real-time endpoints: c4, c5, c5d, c6g, c6gd, c6gn, c6i, c6in, c7g, c7i, c8g, dl1, "
+        "g4dn, g5, g6, g6e, g7, g7e, inf1, inf2, m4, m5, m5d, m6g, m6gd, m6i, m7i, m8g, p2, p3, p4d, p4de, p5, p5e, "
+        "p5en, p6-b200, p6-b300, p6e-gb200, r5, r5d, r6g, r6gd, r6i, r7gd, r7i, r8g, t2, trn1, trn1n, trn2",
+    ),
+    (
+        "linear-step-below-10",
+        _serving(prod={"deployment": {"traffic": "linear", "step_percentage": 5}}),
+        "serving.prod.deployment.step_percentage",
+        "5 is not allowed for linear traffic: SageMaker shifts linear steps of 10-50 % of the fleet",
+    ),
+    (
+        "linear-longer-than-the-execution-timeout",
+        _serving(prod={"deployment": {**LINEAR, "wait_minutes": 60}}),
+        "serving.prod.deployment.wait_minutes",
+        "linear traffic in 10 steps of 60 minutes plus termination_wait_minutes 5 waits 605 minutes, but SageMaker "
+        "stops a blue/green update after 480 minutes; use fewer steps (a larger step_percentage) or shorter waits",
+    ),
+    (
+        "linear-exactly-at-the-execution-timeout",  # the timeout must be larger than the waits
+        _serving(prod={"deployment": {**LINEAR, "wait_minutes": 47, "termination_wait_minutes": 10}}),
+        "serving.prod.deployment.wait_minutes",
+        "linear traffic in 10 steps of 47 minutes plus termination_wait_minutes 10 waits 480 minutes, but SageMaker "
+        "stops a blue/green update after 480 minutes; use fewer steps (a larger step_percentage) or shorter waits",
+    ),
+    (
+        "termination-wait-over-an-hour",
+        _serving(prod={"deployment": {"termination_wait_minutes": 61}}),
+        "serving.prod.deployment.termination_wait_minutes",
+        "Input should be less than or equal to 60, got 61",
+    ),
+    (
+        "wait-over-an-hour",
+        _serving(prod={"deployment": {"wait_minutes": 61}}),
+        "serving.prod.deployment.wait_minutes",
+        "Input should be less than or equal to 60, got 61",
+    ),
+]
+
+
+@pytest.mark.parametrize("project,field,expected", [pytest.param(*case[1:], id=case[0]) for case in EXACT_SERVING])
+def test_serving_rule_names_file_field_and_what_is_allowed(tmp_path, project, field, expected):
+    config_dir = write_config(tmp_path, projects={"churn": project})
+    with pytest.raises(ConfigError) as raised:
+        load_config(config_dir)
+    assert str(raised.value) == f"{config_dir / 'projects' / 'churn.yaml'}: {field}: {expected}"
+
+
+@pytest.mark.parametrize(
+    "deployment",
+    [
+        pytest.param({**LINEAR, "wait_minutes": 47, "termination_wait_minutes": 9}, id="linear-just-inside-8-hours"),
+        pytest.param({"traffic": "linear", "step_percentage": 50, "wait_minutes": 60}, id="linear-two-steps"),
+        pytest.param(
+            {"traffic": "canary", "step_percentage": 50, "wait_minutes": 60, "termination_wait_minutes": 60},
+            id="canary-at-every-limit",
+        ),
+        pytest.param({"traffic": "all_at_once", "step_percentage": 1}, id="all-at-once"),
+    ],
+)
+def test_deployments_within_sagemaker_limits_load(tmp_path, deployment):
+    project = _serving(prod={"deployment": deployment})
+    loaded = load_config(write_config(tmp_path, projects={"churn": project})).projects["churn"]
+    assert loaded.serving.prod.deployment.traffic == deployment["traffic"]
+
+
 @pytest.mark.parametrize("project,fragments", [pytest.param(*case[1:], id=case[0]) for case in BAD_SERVING])
 def test_bad_serving_config_gives_one_clear_error(tmp_path, project, fragments):
     config_dir = write_config(tmp_path, projects={"churn": project})

@@ -23,6 +23,10 @@ VALID = [
         {"fsx": {"data_repositories": [{"s3_prefix": f"projects/churn/d{i}/", "fs_path": f"/d{i}"} for i in range(8)]}},
         id="eight-associations",
     ),
+    # The dev VPC's own subnets take 10.10.0.0-10.10.31.255 (two private /20s): anything after them is free.
+    pytest.param({"cidr": "10.10.32.0/20"}, id="cidr-right-after-the-vpc-subnets"),
+    pytest.param({"cidr": "10.10.255.240/28"}, id="cidr-smallest-at-the-end"),
+    pytest.param({"controller": {"name": "controller", "instance_type": "ml.c5.2xlarge"}}, id="cpu-controller"),
 ]
 
 INVALID = [
@@ -42,16 +46,100 @@ INVALID = [
     ),
     pytest.param(
         {"workers": [{"name": "trn", "instance_type": "ml.trn1.48xlarge"}]},
-        ["not a HyperPod Trainium type", "ml.trn1.32xlarge"],
+        ["training_cluster.workers[0].instance_type", "trn1 has no size '48xlarge'", "did you mean 'ml.trn1.32xlarge'"],
         id="no-such-trainium",
     ),
-    pytest.param({"cidr": "10.10.0.0/20"}, ["upper half of the dev VPC"], id="cidr-clashes-with-vpc-subnets"),
-    pytest.param({"cidr": "10.99.128.0/20"}, ["upper half of the dev VPC"], id="cidr-outside-vpc"),
+    pytest.param({"cidr": "10.10.0.0/20"}, ["training_cluster.cidr", "overlaps"], id="cidr-clashes-with-vpc-subnets"),
+    pytest.param({"cidr": "10.99.128.0/20"}, ["training_cluster.cidr", "outside the dev VPC"], id="cidr-outside-vpc"),
     pytest.param(
         {"workers": [{"name": "controller", "instance_type": "ml.trn1.32xlarge"}]}, ["unique"], id="duplicate-group"
     ),
     pytest.param({"node_recovery": "Manual"}, ["'Automatic' or 'None'"], id="recovery"),
 ]
+
+
+# (id, cluster settings, network overrides, the whole message after "platform.yaml: <field>: ")
+EXACT = [
+    (
+        "cidr-overlaps-a-private-subnet",
+        {"cidr": "10.10.16.0/20"},
+        {},
+        "training_cluster.cidr",
+        "10.10.16.0/20 overlaps the dev VPC's Private subnet 10.10.16.0/20 (AZ 2); the VPC's own subnets take "
+        "10.10.0.0-10.10.31.255: choose a range after them, e.g. 10.10.32.0/20",
+    ),
+    (
+        "cidr-overlaps-a-public-subnet",  # with NAT the VPC also has a public /24 per AZ after the private ones
+        {"cidr": "10.10.32.0/24"},
+        {"nat_gateways": 1},
+        "training_cluster.cidr",
+        "10.10.32.0/24 overlaps the dev VPC's Public subnet 10.10.32.0/24 (AZ 1); the VPC's own subnets take "
+        "10.10.0.0-10.10.33.255: choose a range after them, e.g. 10.10.34.0/24",
+    ),
+    (
+        "cidr-overlaps-the-third-az",
+        {"cidr": "10.10.40.0/21"},
+        {"max_azs": 3},
+        "training_cluster.cidr",
+        "10.10.40.0/21 overlaps the dev VPC's Private subnet 10.10.32.0/20 (AZ 3); the VPC's own subnets take "
+        "10.10.0.0-10.10.47.255: choose a range after them, e.g. 10.10.48.0/21",
+    ),
+    (
+        "cidr-outside-the-vpc",
+        {"cidr": "10.99.128.0/20"},
+        {},
+        "training_cluster.cidr",
+        "10.99.128.0/20 is outside the dev VPC 10.10.0.0/16; the cluster subnet is carved from that VPC, whose own "
+        "subnets take 10.10.0.0-10.10.31.255: choose a range after them, e.g. 10.10.32.0/20",
+    ),
+    (
+        "no-room-left-in-a-small-vpc",
+        {"cidr": "10.10.0.0/20"},
+        {"vpc_cidrs": {"dev": "10.10.0.0/19", "staging": "10.20.0.0/16", "prod": "10.30.0.0/16"}},
+        "training_cluster.cidr",
+        "10.10.0.0/20 overlaps the dev VPC's Private subnet 10.10.0.0/20 (AZ 1); the VPC's own subnets take "
+        "10.10.0.0-10.10.31.255: no /20 is left after them; use a longer prefix or a larger dev range",
+    ),
+    (
+        "cidr-smaller-than-aws-allows",
+        {"cidr": "10.10.32.0/29"},
+        {},
+        "training_cluster.cidr",
+        "10.10.32.0/29: AWS subnets are /16 to /28",
+    ),
+    (
+        "trainium-without-efa",
+        {"workers": [{"name": "trn2", "instance_type": "ml.trn2.3xlarge"}]},
+        {},
+        "training_cluster.workers[0].instance_type",
+        "'ml.trn2.3xlarge' is not a HyperPod Trainium worker type with EFA; allowed: ml.trn1.32xlarge, "
+        "ml.trn1n.32xlarge, ml.trn2.48xlarge",
+    ),
+    (
+        "controller-size-does-not-exist",
+        {"controller": {"name": "controller", "instance_type": "ml.m5.hyuge"}},
+        {},
+        "training_cluster.controller.instance_type",
+        "'ml.m5.hyuge': m5 has no size 'hyuge'; m5 sizes for HyperPod clusters: large, xlarge, 2xlarge, 4xlarge, "
+        "8xlarge, 12xlarge, 16xlarge, 24xlarge",
+    ),
+]
+
+
+@pytest.mark.parametrize("settings,network,field,expected", [pytest.param(*c[1:], id=c[0]) for c in EXACT])
+def test_rule_names_file_field_and_what_is_allowed(tmp_path, settings, network, field, expected):
+    platform = _cluster(**settings)
+    platform["network"].update(network)
+    config_dir = write_config(tmp_path, platform)
+    with pytest.raises(ConfigError) as raised:
+        load_config(config_dir)
+    assert str(raised.value) == f"{config_dir / 'platform.yaml'}: {field}: {expected}"
+
+
+def test_cidr_is_not_checked_while_the_cluster_is_off(tmp_path):
+    platform = example_platform()
+    platform["training_cluster"] = {"enabled": False, "cidr": "10.10.0.0/20"}
+    assert not load_config(write_config(tmp_path, platform)).platform.training_cluster.enabled
 
 
 @pytest.mark.parametrize("settings", VALID)

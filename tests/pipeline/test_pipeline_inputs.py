@@ -98,6 +98,7 @@ def test_importing_the_package_does_not_import_sagemaker():
         ({"training_instance_type": "trn1.32xlarge"}, "training_instance_type"),
         ({"hyperparameters": {"sagemaker_program": "x.py"}}, "reserved"),
         ({"kms_key_arn": "alias/mine"}, "kms_key_arn"),
+        ({"kms_key_arn": "arn:aws:kms:us-east-1:222222222222:alias/mlops/dev"}, "volume keys cannot be aliases"),
         (
             {
                 "fsx_file_system_id": "fs-0123456789abcdef0",

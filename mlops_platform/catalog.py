@@ -1,0 +1,293 @@
+"""AWS facts the platform checks its config against, in one place.
+
+Pure data and two small lookups; this module imports only the standard library,
+so the config loader and the pipeline definitions import it for free. Each fact
+names where it comes from. ``tests/test_catalog.py`` re-reads the instance-type
+tables from the pinned botocore's SageMaker API model, so an upgrade that adds
+or drops a type fails a test until this file follows.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Purpose = Literal["hosting", "training", "processing", "hyperpod"]
+
+# --------------------------------------------------------------------------- instance types
+# Family -> sizes, exactly the values each SageMaker API accepts for InstanceType
+# (anything else is a ValidationException at deploy or job start). Source: the
+# SageMaker API reference enums, as shipped in botocore 1.44.5
+# (botocore/data/sagemaker/2017-07-24/service-2.json, shapes named below):
+#   hosting    ProductionVariantInstanceType
+#              https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProductionVariant.html
+#   training   TrainingInstanceType
+#              https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ResourceConfig.html
+#   processing ProcessingInstanceType
+#              https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProcessingClusterConfig.html
+#   hyperpod   ClusterInstanceType
+#              https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ClusterInstanceGroupSpecification.html
+# A valid type can still be missing in a region or have a quota of 0 in an account;
+# neither is knowable offline.
+
+_HOSTING: dict[str, str] = {
+    "c4": "large xlarge 2xlarge 4xlarge 8xlarge",
+    "c5": "large xlarge 2xlarge 4xlarge 9xlarge 18xlarge",
+    "c5d": "large xlarge 2xlarge 4xlarge 9xlarge 18xlarge",
+    "c6g": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "c6gd": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "c6gn": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "c6i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "c6in": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "c7g": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "c7i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "c8g": "medium large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "dl1": "24xlarge",
+    "g4dn": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "g5": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g6": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g6e": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g7": "2xlarge 4xlarge 8xlarge 12xlarge 24xlarge 48xlarge",
+    "g7e": "2xlarge 4xlarge 8xlarge 12xlarge 24xlarge 48xlarge",
+    "inf1": "xlarge 2xlarge 6xlarge 24xlarge",
+    "inf2": "xlarge 8xlarge 24xlarge 48xlarge",
+    "m4": "xlarge 2xlarge 4xlarge 10xlarge 16xlarge",
+    "m5": "large xlarge 2xlarge 4xlarge 12xlarge 24xlarge",
+    "m5d": "large xlarge 2xlarge 4xlarge 12xlarge 24xlarge",
+    "m6g": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "m6gd": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "m6i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "m7i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "m8g": "medium large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "p2": "xlarge 8xlarge 16xlarge",
+    "p3": "2xlarge 8xlarge 16xlarge",
+    "p4d": "24xlarge",
+    "p4de": "24xlarge",
+    "p5": "4xlarge 48xlarge",
+    "p5e": "48xlarge",
+    "p5en": "48xlarge",
+    "p6-b200": "48xlarge",
+    "p6-b300": "48xlarge",
+    "p6e-gb200": "36xlarge",
+    "r5": "large xlarge 2xlarge 4xlarge 12xlarge 24xlarge",
+    "r5d": "large xlarge 2xlarge 4xlarge 12xlarge 24xlarge",
+    "r6g": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "r6gd": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "r6i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "r7gd": "medium large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "r7i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "r8g": "medium large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "t2": "medium large xlarge 2xlarge",
+    "trn1": "2xlarge 32xlarge",
+    "trn1n": "32xlarge",
+    "trn2": "48xlarge",
+}
+_TRAINING: dict[str, str] = {
+    "c4": "xlarge 2xlarge 4xlarge 8xlarge",
+    "c5": "xlarge 2xlarge 4xlarge 9xlarge 18xlarge",
+    "c5n": "xlarge 2xlarge 4xlarge 9xlarge 18xlarge",
+    "c6i": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "c7i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "c7i-flex": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "c8i": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge 48xlarge 96xlarge",
+    "c8i-flex": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "g4dn": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "g5": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g6": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g6e": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g7": "2xlarge 4xlarge 8xlarge 12xlarge 24xlarge 48xlarge",
+    "g7e": "2xlarge 4xlarge 8xlarge 12xlarge 24xlarge 48xlarge",
+    "m4": "xlarge 2xlarge 4xlarge 10xlarge 16xlarge",
+    "m5": "large xlarge 2xlarge 4xlarge 12xlarge 24xlarge",
+    "m6i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "m7i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "m7i-flex": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "m8i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge 48xlarge 96xlarge",
+    "m8i-flex": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "p2": "xlarge 8xlarge 16xlarge",
+    "p3": "2xlarge 8xlarge 16xlarge",
+    "p3dn": "24xlarge",
+    "p4d": "24xlarge",
+    "p4de": "24xlarge",
+    "p5": "4xlarge 48xlarge",
+    "p5e": "48xlarge",
+    "p5en": "48xlarge",
+    "p6-b200": "48xlarge",
+    "p6-b300": "48xlarge",
+    "p6e-gb200": "36xlarge",
+    "r5": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge",
+    "r5d": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge",
+    "r6i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "r7i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "r8i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge 48xlarge 96xlarge",
+    "r8i-flex": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "t3": "medium large xlarge 2xlarge",
+    "trn1": "2xlarge 32xlarge",
+    "trn1n": "32xlarge",
+    "trn2": "48xlarge",
+}
+_PROCESSING: dict[str, str] = {
+    "c4": "xlarge 2xlarge 4xlarge 8xlarge",
+    "c5": "xlarge 2xlarge 4xlarge 9xlarge 18xlarge",
+    "c6i": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "c7i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "c7i-flex": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "c8i": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge 48xlarge 96xlarge",
+    "c8i-flex": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "g4dn": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "g5": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g6": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g6e": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g7": "2xlarge 4xlarge 8xlarge 12xlarge 24xlarge 48xlarge",
+    "g7e": "2xlarge 4xlarge 8xlarge 12xlarge 24xlarge 48xlarge",
+    "m4": "xlarge 2xlarge 4xlarge 10xlarge 16xlarge",
+    "m5": "large xlarge 2xlarge 4xlarge 12xlarge 24xlarge",
+    "m6i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "m7i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "m7i-flex": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "m8i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge 48xlarge 96xlarge",
+    "m8i-flex": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "p2": "xlarge 8xlarge 16xlarge",
+    "p3": "2xlarge 8xlarge 16xlarge",
+    "p5": "4xlarge",
+    "r5": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge",
+    "r5d": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge",
+    "r6i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "r7i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "r8i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge 48xlarge 96xlarge",
+    "r8i-flex": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "t3": "medium large xlarge 2xlarge",
+}
+_HYPERPOD: dict[str, str] = {
+    "c5": "large xlarge 2xlarge 4xlarge 9xlarge 12xlarge 18xlarge 24xlarge",
+    "c5n": "large 2xlarge 4xlarge 9xlarge 18xlarge",
+    "c6a": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge 48xlarge",
+    "c6g": "medium large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "c6i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "c7g": "medium large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "c8a": "16xlarge",
+    "c8g": "medium large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g4dn": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "g5": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g6": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g6e": "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "g7": "2xlarge 4xlarge 8xlarge 12xlarge 24xlarge 48xlarge",
+    "g7e": "2xlarge 4xlarge 8xlarge 12xlarge 24xlarge 48xlarge",
+    "gr6": "4xlarge 8xlarge",
+    "i3en": "large xlarge 2xlarge 3xlarge 6xlarge 12xlarge 24xlarge",
+    "m5": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge",
+    "m6a": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge 48xlarge",
+    "m6g": "medium large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "m6i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "m7g": "medium large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge",
+    "m7i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "m8a": "16xlarge",
+    "m8g": "medium large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "p4d": "24xlarge",
+    "p4de": "24xlarge",
+    "p5": "4xlarge 48xlarge",
+    "p5e": "48xlarge",
+    "p5en": "48xlarge",
+    "p6-b200": "48xlarge",
+    "p6-b300": "48xlarge",
+    "p6e-gb200": "36xlarge",
+    "r5d": "16xlarge",
+    "r6i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge",
+    "r7i": "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge",
+    "t3": "medium large xlarge 2xlarge",
+    "trn1": "32xlarge",
+    "trn1n": "32xlarge",
+    "trn2": "3xlarge 48xlarge",
+}
+
+
+def _parse(table: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    return {family: tuple(sizes.split()) for family, sizes in table.items()}
+
+
+INSTANCE_SIZES: dict[Purpose, dict[str, tuple[str, ...]]] = {
+    "hosting": _parse(_HOSTING),
+    "training": _parse(_TRAINING),
+    "processing": _parse(_PROCESSING),
+    "hyperpod": _parse(_HYPERPOD),
+}
+PURPOSE_LABELS: dict[Purpose, str] = {
+    "hosting": "real-time endpoints",
+    "training": "training jobs",
+    "processing": "processing jobs",
+    "hyperpod": "HyperPod clusters",
+}
+
+
+def instance_family(instance_type: str) -> str:
+    """``ml.trn1.32xlarge`` -> ``trn1``; ``""`` for anything not shaped ``ml.<family>.<size>``."""
+    parts = instance_type.split(".")
+    return parts[1] if len(parts) == 3 and parts[0] == "ml" else ""
+
+
+def instance_types(purpose: Purpose) -> frozenset[str]:
+    """Every ``ml.<family>.<size>`` the API behind ``purpose`` accepts."""
+    return frozenset(f"ml.{f}.{s}" for f, sizes in INSTANCE_SIZES[purpose].items() for s in sizes)
+
+
+# Hosting families that make an endpoint fall back to an all-at-once blue/green
+# update with no baking period, i.e. no canary and no auto-rollback: SageMaker
+# accepts them and silently drops our deployment guardrails, so config refuses them.
+# Source: https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html
+# (also excludes Marketplace containers, which this platform does not deploy).
+GUARDRAILS_EXCLUDED_FAMILIES: dict[str, str] = {"inf1": "inf2"}  # family -> what to use instead
+
+# --------------------------------------------------------------------------- Trainium
+# Families with AWS Trainium chips (EC2 Trn1, Trn1n, Trn2); they need Neuron images.
+TRAINIUM_FAMILIES = ("trn1", "trn1n", "trn2")
+# Trainium types SageMaker training jobs accept (derived from the training table).
+TRAINIUM_INSTANCE_TYPES = tuple(
+    sorted(t for t in instance_types("training") if instance_family(t) in TRAINIUM_FAMILIES)
+)
+# HyperPod worker types with Trainium chips and EFA, for multi-node training.
+# ml.trn2.3xlarge is in ClusterInstanceType too but left out: a single-chip node,
+# and EFA support on it was not verified.
+HYPERPOD_TRAINIUM_TYPES = ("ml.trn1.32xlarge", "ml.trn1n.32xlarge", "ml.trn2.48xlarge")
+
+# --------------------------------------------------------------------------- local NVMe storage
+# Families whose instances come with NVMe instance-store SSDs (EC2 hardware), among
+# the families any SageMaker API above offers. On them SageMaker mounts the local
+# disks instead of an EBS volume, and refuses a KMS key for that volume: "You can't
+# request a KmsKeyId when using an instance type with local storage ... the call to
+# CreateEndpointConfig fails" (same for VolumeKmsKeyId of training and processing jobs).
+# Sources: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpointConfig.html
+# (KmsKeyId), .../API_ResourceConfig.html and .../API_ProcessingClusterConfig.html
+# (VolumeKmsKeyId), https://docs.aws.amazon.com/sagemaker/latest/dg/host-instance-storage.html,
+# and the EC2 "instance store specifications" of each family,
+# https://docs.aws.amazon.com/ec2/latest/instancetypes/ .
+# Not classified (storage not verified, treated as EBS-only): g7, g7e, p6-b300, p6e-gb200.
+NVME_INSTANCE_STORE_FAMILIES = frozenset(
+    {
+        "c5d", "c6gd", "dl1", "g4dn", "g5", "g6", "g6e", "gr6", "i3en", "m5d", "m6gd",
+        "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "r5d", "r6gd", "r7gd",
+        "trn1", "trn1n", "trn2",
+    }
+)  # fmt: skip
+# The same fact seen through each API (one set per API, both derived from the one above):
+# hosting families whose endpoint config must not name a KMS key ...
+LOCAL_STORAGE_FAMILIES = frozenset(NVME_INSTANCE_STORE_FAMILIES & set(INSTANCE_SIZES["hosting"]))
+# ... and training/processing families whose jobs must not name a VolumeKmsKeyId.
+JOB_LOCAL_STORAGE_FAMILIES = frozenset(
+    NVME_INSTANCE_STORE_FAMILIES & (set(INSTANCE_SIZES["training"]) | set(INSTANCE_SIZES["processing"]))
+)
+
+# --------------------------------------------------------------------------- blue/green deployment guardrails
+# AWS::SageMaker::Endpoint DeploymentConfig.BlueGreenUpdatePolicy limits.
+# TrafficRoutingConfig: WaitIntervalInSeconds 0-3600; CanarySize "must be less than or
+# equal to 50% of the variant's total instance count"; LinearStepSize "must be 10-50%".
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html
+# CapacitySize.Value: at least 1.
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CapacitySize.html
+# BlueGreenUpdatePolicy: TerminationWaitInSeconds 0-3600; MaximumExecutionTimeoutInSeconds
+# 600-28800, and it "should be larger than the total waiting time specified in
+# TerminationWaitInSeconds and WaitIntervalInSeconds".
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_BlueGreenUpdatePolicy.html
+BLUE_GREEN_MAX_WAIT_INTERVAL_SECONDS = 3600
+BLUE_GREEN_MAX_CANARY_PERCENT = 50
+BLUE_GREEN_LINEAR_STEP_PERCENT = (10, 50)
+BLUE_GREEN_MAX_TERMINATION_WAIT_SECONDS = 3600
+BLUE_GREEN_EXECUTION_TIMEOUT_SECONDS = (600, 28800)
