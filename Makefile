@@ -1,5 +1,5 @@
 # Every target sets up what it needs (venv, pinned CDK CLI) on a fresh machine.
-# CI runs `make test` through .ci/run; nothing here needs AWS credentials or Docker.
+# CI runs `make lint` and `make test` through .ci/run; nothing here needs AWS credentials or Docker.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -7,6 +7,17 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
+# checkov pins boto3/botocore older than the app's, so it gets a venv of its own, made by `make lint` only.
+CHECKOV_VENV := .venv-checkov
+# --skip-download and no update check: checkov then makes no network call (it would fetch policy
+# metadata from its vendor's platform and ask the package index for a newer release).
+CHECKOV := env CKV_SKIP_PACKAGE_UPDATE_CHECK=true CKV_PARSE_ERROR_FAIL=true $(CHECKOV_VENV)/bin/checkov \
+	--framework cloudformation --skip-download --quiet --compact
+# cfn-lint findings CDK itself produces: W3010 (subnet AZs from cdk.context.json, by design)
+# and W3005 (DependsOn beside a GetAtt: constructs wait for their role's managed policy too).
+CFN_LINT_IGNORE := W3010 W3005
+TEMPLATES := cdk.out/assembly-*/*.template.json
+LIFECYCLE_SCRIPTS := hyperpod_lifecycle/scripts
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export AWS_EC2_METADATA_DISABLED := true
@@ -27,6 +38,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproj
 	@$(PY) scripts/precompile.py
 	@touch $@
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@echo "==> creating $(CHECKOV_VENV) and installing the pinned checkov (first run: about a minute)"
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-checkov.txt
+	@touch $@
+
 node_modules/.installed: package.json package-lock.json
 	@echo "==> installing the pinned CDK CLI"
 	@npm ci --no-audit --no-fund --loglevel=error
@@ -44,10 +61,21 @@ synth: setup  ## validate config/ and synthesize every account role into cdk.out
 test: setup  ## run every test
 	@$(PY) -m pytest -q -n 2 --dist loadfile
 
-lint: setup  ## ruff and mypy, as CI would
-	@$(PY) -m ruff check .
-	@$(PY) -m ruff format --check .
-	@$(PY) -m mypy mlops_platform stacks
+# Every checker runs, even after one fails, so one run shows all findings; any finding fails the target.
+lint: synth $(CHECKOV_VENV)/.installed  ## synth, then ruff, mypy, cfn-lint, checkov, shellcheck, actionlint, as CI does
+	@failed=""; \
+	run() { name="$$1"; shift; echo "==> $$name"; "$$@" || failed="$$failed [$$name]"; }; \
+	run "ruff check" $(PY) -m ruff check . ; \
+	run "ruff format --check" $(PY) -m ruff format --check . ; \
+	run "mypy" $(PY) -m mypy mlops_platform stacks ; \
+	run "cfn-lint (cdk.out templates)" $(VENV)/bin/cfn-lint --ignore-checks $(CFN_LINT_IGNORE) -- $(TEMPLATES) ; \
+	run "checkov (cdk.out templates)" $(CHECKOV) --file $(TEMPLATES) ; \
+	run "shellcheck ($(LIFECYCLE_SCRIPTS))" $(VENV)/bin/shellcheck -x -P $(LIFECYCLE_SCRIPTS) -s bash $(LIFECYCLE_SCRIPTS)/*.sh ; \
+	if [ -d .github/workflows ]; then \
+	  run "actionlint (.github/workflows)" env PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/actionlint ; \
+	else echo "==> actionlint: skipped, there is no .github/workflows/"; fi; \
+	if [ -n "$$failed" ]; then echo "lint failed:$$failed" >&2; exit 1; fi; \
+	echo "==> lint: no findings"
 
 bench: setup  ## time synth (example config and 10 projects) and the test suite
 	@$(PY) scripts/bench.py
