@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 from mlops_platform.config import PlatformSettings
 
+# Tag key every resource of a project's stacks carries; IAM conditions on it tell projects apart
+# where name patterns cannot (a project name may contain hyphens, so "mlops-churn-*" covers "churn-eu").
+PROJECT_TAG = "mlops:project"
+
 
 @dataclass(frozen=True)
 class Naming:
@@ -43,6 +47,14 @@ class Naming:
 
     def access_logs_bucket(self, role: str) -> str:
         return f"{self.prefix}-{role}-access-logs-{self.account(role)}-{self.region(role)}"
+
+    def lifecycle_bucket(self) -> str:
+        """Dev bucket of the training cluster's lifecycle scripts; HyperPod reads only ``sagemaker-*`` buckets."""
+        return f"sagemaker-{self.prefix}-hyperpod-{self.account('dev')}-{self.region('dev')}"
+
+    def lifecycle_access_log_prefix(self) -> str:
+        """Where the lifecycle bucket's access logs go in the dev access-log bucket."""
+        return "hyperpod-lifecycle/"
 
     def key_alias(self, role: str) -> str:
         """Alias of the account role's platform KMS key (``alias/mlops/dev``)."""

@@ -113,6 +113,7 @@ class WorkspaceStack(Stack):
             key=baseline.key,
         )
         persona_roles = {"data_scientist": self.personas.data_scientist, "lead": self.personas.lead}
+        profiles = []
         for member in project.members:
             sso = (
                 {"single_sign_on_user_identifier": "UserName", "single_sign_on_user_value": member.sso_user}
@@ -133,6 +134,8 @@ class WorkspaceStack(Stack):
             )
             # Profiles own the member's home folder; keep it if the project file drops them.
             profile.apply_removal_policy(RemovalPolicy.RETAIN)
+            profiles.append(profile)
+        self.personas.bind_user_profiles(profiles)
 
 
 def _pascal(name: str) -> str:
