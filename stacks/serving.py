@@ -23,10 +23,11 @@ class ServingStack(Stack):
 
     Always: the model execution role (fixed name: the dev bucket, the dev key and
     the governance registry trust it by ARN), the models' security group, an
-    alarm topic for the owners and a read-only verify role for the deploy
-    pipeline. With a ``release`` manifest: the endpoint serving it
-    (:class:`ServedEndpoint`); without one, no endpoint, and the ``Release``
-    output says so. Prod endpoints update blue/green with auto-rollback.
+    alarm topic for the owners and a verify role for the deploy pipeline
+    (reads the endpoint; re-registers its autoscaling around a deploy). With
+    a ``release`` manifest: the endpoint serving it (:class:`ServedEndpoint`);
+    without one, no endpoint, and the ``Release`` output says so. Prod
+    endpoints update blue/green with auto-rollback.
     """
 
     def __init__(
@@ -182,9 +183,34 @@ class ServingStack(Stack):
         return role
 
     def _verify_role(self, stage: str, project: ProjectSettings, naming: Naming, endpoint_name: str) -> iam.Role:
-        """Read-only view of the endpoint for the governance deploy pipeline's verify step."""
+        """The governance deploy pipeline's view of the endpoint: verify, and autoscaling around a deploy.
+
+        Read-only on SageMaker and the stack, except what ``mlops scaling
+        detach/reattach`` needs (a deliberate widening): deregister and register
+        the endpoint's variants as scalable targets and their policies. Those
+        Application Auto Scaling actions have only ``scalable-target/<random id>``
+        ARNs and the condition keys ``service-namespace`` and
+        ``scalable-dimension`` (no resource id), so the statement is pinned to
+        SageMaker variant instance counts in this account and region; the
+        Describe* actions have no resource-level permissions at all
+        (https://docs.aws.amazon.com/autoscaling/application/userguide/security_iam_service-with-iam.html).
+        Registering also needs, per the Application Auto Scaling user guide
+        ("Permissions required for API actions on target services and
+        CloudWatch"), ``sagemaker:UpdateEndpointWeightsAndCapacities`` (here on
+        this endpoint only) and CloudWatch alarm rights (here on the
+        target-tracking alarms of this endpoint's variants,
+        ``TargetTracking-endpoint/<name>/variant/<variant>-Alarm{High,Low}-<uuid>``).
+        No ``iam:CreateServiceLinkedRole``: the role
+        ``AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint`` is created
+        when a SageMaker variant is first registered, which CloudFormation does
+        (through the CDK execution role) before there is anything to detach.
+        """
         arn = f"arn:aws:sagemaker:{self.region}:{self.account}"
         stack_arn = f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{self.stack_name}/*"
+        targets = f"arn:aws:application-autoscaling:{self.region}:{self.account}:scalable-target/*"
+        alarms = (
+            f"arn:aws:cloudwatch:{self.region}:{self.account}:alarm:TargetTracking-endpoint/{endpoint_name}/variant/*"
+        )
         role = iam.Role(
             self,
             "VerifyRole",
@@ -212,12 +238,54 @@ class ServingStack(Stack):
                 iam.PolicyStatement(
                     sid="ReadStackOutputs", actions=["cloudformation:DescribeStacks"], resources=[stack_arn]
                 ),
+                iam.PolicyStatement(
+                    sid="DescribeScaling",
+                    actions=[
+                        "application-autoscaling:DescribeScalableTargets",
+                        "application-autoscaling:DescribeScalingPolicies",
+                        "application-autoscaling:DescribeScheduledActions",
+                    ],
+                    resources=["*"],
+                ),
+                iam.PolicyStatement(
+                    sid="ReattachVariantScaling",
+                    actions=[
+                        "application-autoscaling:DeleteScalingPolicy",
+                        "application-autoscaling:DeregisterScalableTarget",
+                        "application-autoscaling:PutScalingPolicy",
+                        "application-autoscaling:RegisterScalableTarget",
+                    ],
+                    resources=[targets],
+                    conditions={
+                        "StringEquals": {
+                            "application-autoscaling:service-namespace": "sagemaker",
+                            "application-autoscaling:scalable-dimension": "sagemaker:variant:DesiredInstanceCount",
+                        }
+                    },
+                ),
+                iam.PolicyStatement(
+                    sid="RegisterVariantCapacity",
+                    actions=["sagemaker:UpdateEndpointWeightsAndCapacities"],
+                    resources=[f"{arn}:endpoint/{endpoint_name}"],
+                ),
+                iam.PolicyStatement(
+                    sid="TargetTrackingAlarms",
+                    actions=["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
+                    resources=[alarms],
+                ),
             ],
         )
         for resource, reason in (
             (f"{arn}:endpoint-config/*", "CloudFormation names the endpoint configs (they must never be named)."),
             (f"{arn}:model/*", "CloudFormation names the models (they must never be named)."),
             (stack_arn, "The serving stack's id suffix is assigned by CloudFormation."),
+            ("*", "Application Auto Scaling's Describe* actions have no resource-level permissions."),
+            (
+                targets,
+                "Scalable target ARNs end in an id Application Auto Scaling assigns, and no condition key names the "
+                "resource id; the statement is pinned to SageMaker variant instance counts.",
+            ),
+            (alarms, "The target-tracking alarms Application Auto Scaling creates for this endpoint's variants."),
         ):
             acknowledge(self.node.find_child("VerifyPolicy"), f"AwsSolutions-IAM5[Resource::{resource}]", reason)
         return role

@@ -155,6 +155,34 @@ def test_prod_updates_blue_green_with_canary_and_rolls_back_on_alarms(example):
         assert alarm["Properties"]["AlarmActions"], "every alarm notifies the owners"
 
 
+def _endpoint(template: dict) -> dict:
+    (endpoint,) = _by_type(template, "AWS::SageMaker::Endpoint").values()
+    return endpoint["Properties"]
+
+
+RETAIN_COUNTS = {
+    "RetainAllVariantProperties": True,
+    "ExcludeRetainedVariantProperties": [{"VariantPropertyType": "DesiredWeight"}],
+}
+
+
+def test_autoscaled_prod_keeps_its_instance_counts_but_takes_the_configured_weights(example):
+    props = _endpoint(example.template("mlops-prod-churn-serving"))
+    assert {k: props.get(k) for k in RETAIN_COUNTS} == RETAIN_COUNTS
+    assert "DeploymentConfig" in props, "together with the blue/green guardrails"
+
+
+def test_counts_reset_without_autoscaling_or_on_the_endpoints_first_release(example, single_account, journey):
+    for props in (
+        _endpoint(example.template("mlops-staging-churn-serving")),  # a champion, but no autoscaled variant
+        _endpoint(single_account.template("mlops-prod-fraud-serving")),  # serverless, first release
+        _endpoint(journey["prod_before"]),  # autoscaled, first prod release: CloudFormation creates the endpoint
+    ):
+        assert not set(RETAIN_COUNTS) & set(props), props
+    assert {k: _endpoint(journey["promoted"]).get(k) for k in RETAIN_COUNTS} == RETAIN_COUNTS
+    assert {k: _endpoint(journey["rolled_back"]).get(k) for k in RETAIN_COUNTS} == {k: None for k in RETAIN_COUNTS}
+
+
 def _dimension(alarm: dict, name: str) -> str:
     return next(d["Value"] for d in alarm["Properties"]["Dimensions"] if d["Name"] == name)
 
@@ -209,6 +237,46 @@ def test_verify_role_trusts_only_the_governance_deploy_role(example):
     roles = _by_type(example.template("mlops-prod-churn-serving"), "AWS::IAM::Role")
     (verify,) = (r for r in roles.values() if r["Properties"]["RoleName"] == "mlops-churn-prod-verify")
     assert ":iam::111111111111:root" in json.dumps(verify["Properties"]["AssumeRolePolicyDocument"])
+
+
+def _verify_statements(template: dict) -> dict[str, dict]:
+    (policy,) = (
+        p
+        for p in _by_type(template, "AWS::IAM::ManagedPolicy").values()
+        if any(s.get("Sid") == "DescribeEndpoint" for s in p["Properties"]["PolicyDocument"]["Statement"])
+    )
+    return {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+
+
+def test_verify_role_may_reattach_only_sagemaker_variant_scaling(example):
+    statements = _verify_statements(example.template("mlops-prod-churn-serving"))
+    scale = statements["ReattachVariantScaling"]
+    assert sorted(scale["Action"]) == [
+        "application-autoscaling:DeleteScalingPolicy",
+        "application-autoscaling:DeregisterScalableTarget",
+        "application-autoscaling:PutScalingPolicy",
+        "application-autoscaling:RegisterScalableTarget",
+    ]
+    assert scale["Resource"] == "arn:aws:application-autoscaling:eu-west-1:444444444444:scalable-target/*"
+    assert scale["Condition"] == {
+        "StringEquals": {
+            "application-autoscaling:service-namespace": "sagemaker",
+            "application-autoscaling:scalable-dimension": "sagemaker:variant:DesiredInstanceCount",
+        }
+    }
+    assert statements["RegisterVariantCapacity"]["Resource"] == (
+        "arn:aws:sagemaker:eu-west-1:444444444444:endpoint/mlops-churn-prod"
+    )
+    assert statements["TargetTrackingAlarms"]["Resource"] == (
+        "arn:aws:cloudwatch:eu-west-1:444444444444:alarm:TargetTracking-endpoint/mlops-churn-prod/variant/*"
+    )
+    describe = statements["DescribeScaling"]
+    assert describe["Resource"] == "*" and all(":Describe" in a for a in describe["Action"])
+    actions = [
+        a for s in statements.values() for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    assert not any(a.startswith("iam:") or a.endswith("*") for a in actions)
+    assert "sagemaker:UpdateEndpoint" not in actions, "CloudFormation updates the endpoint, not the verify role"
 
 
 # --------------------------------------------------------------------------- deploy pipeline
@@ -402,10 +470,16 @@ def test_deploy_release_targets_the_synthesized_serving_stack(example, capsys):
     assert script.stack_selector("prod", "churn") == example.construct_path["mlops-prod-churn-serving"]
     assert script.main(["churn", "prod", "--expect-arn", f"{ARN}2", "--dry-run"]) == 0
     steps = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in steps] == ["[1/3] export release", "[2/3] deploy", "[3/3] verify"]
+    assert [line.split(":")[0] for line in steps] == [
+        "[1/5] export release",
+        "[2/5] detach autoscaling",
+        "[3/5] deploy",
+        "[4/5] reattach autoscaling",
+        "[5/5] verify",
+    ]  # the scaling steps themselves: tests/serving_cli/test_scaling.py
     assert "releases export --project churn --stage prod" in steps[0] and f"--expect-arn {ARN}2" in steps[0]
-    assert "deploy Prod/ChurnServing --exclusively --require-approval never" in steps[1]
-    assert f"--role-arn {NAMING.verify_role_arn('churn', 'prod')} verify churn --stage prod" in steps[2]
+    assert "deploy Prod/ChurnServing --exclusively --require-approval never" in steps[2]
+    assert f"--role-arn {NAMING.verify_role_arn('churn', 'prod')} verify churn --stage prod" in steps[4]
     assert script.main(["fraud", "prod", "--dry-run"]) == 2
 
 

@@ -12,6 +12,9 @@ Commands (see ``mlops --help``)::
     mlops shadow report P [--hours N]         staging champion vs challenger (staging credentials)
     mlops promote P --to prod --reason TEXT   record the prod release if the shadow test passes, deploy
     mlops verify P --stage S [--manifest F]   the live endpoint serves the manifest (stage credentials)
+    mlops scaling detach P --stage S          before a deploy: lift autoscaling off variants whose instance
+                                              type changes (SageMaker refuses that update otherwise)
+    mlops scaling reattach P --stage S        after it: restore or re-register that scaling (stage credentials)
 
 Global options: ``--config-dir`` (default ``config``), ``--profile``,
 ``--region`` (default: the region of the account the command works in) and

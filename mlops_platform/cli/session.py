@@ -80,3 +80,8 @@ class Clients:
     @property
     def sts(self) -> Any:
         return self._get("sts")
+
+    @property
+    def autoscaling(self) -> Any:
+        """Application Auto Scaling (endpoint variant scaling)."""
+        return self._get("application-autoscaling")
