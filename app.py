@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent
 
 def main() -> int:
     from mlops_platform.config import ConfigError, load_config
+    from mlops_platform.context import missing_zone_context
     from mlops_platform.release_manifest import load_manifests
 
     config_dir = Path(os.environ.get("MLOPS_CONFIG_DIR", ROOT / "config"))
@@ -28,12 +29,34 @@ def main() -> int:
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
+    # Both the CDK CLI and a direct run take the zones from the committed file.
+    missing = missing_zone_context(config, committed_context())
+    if missing:
+        print(f"config error: {missing}", file=sys.stderr)
+        return 2
 
     # The CDK CLI passes context and output dir itself; a direct run reads the committed ones.
     via_cli = "CDK_CONTEXT_JSON" in os.environ
     outdir = os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out")
-    create_app(config, outdir=outdir, context=None if via_cli else committed_context(), releases=releases).synth()
+    app = create_app(config, outdir=outdir, context=None if via_cli else committed_context(), releases=releases)
+    try:
+        app.synth()
+    except RuntimeError as err:  # cdk-nag or guardrail findings: list them instead of a jsii traceback
+        if "ValidationFailed" not in str(err):
+            raise
+        print(validation_failures(Path(outdir) / "validation-report.json"), file=sys.stderr)
+        return 1
     return 0
+
+
+def validation_failures(report: Path) -> str:
+    """The findings of a failed synth, one line each: rule, construct and what the rule says."""
+    lines = []
+    for plugin in json.loads(report.read_text()).get("pluginReports", []) if report.exists() else []:
+        for violation in plugin.get("violations", []):
+            for construct in violation.get("violatingConstructs", []):
+                lines.append(f"  {violation['ruleName']}: {construct['constructPath']}: {violation['description']}")
+    return "\n".join([f"synth failed: {len(lines)} finding(s); full report: {report}", *lines])
 
 
 def committed_context() -> dict:

@@ -29,10 +29,16 @@ _VERSION_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-pa
 
 
 class ModelVersion(_Strict):
-    """One version of the project's model package group."""
+    """One version of the project's model package group.
+
+    ``realtime_instance_types`` are the package's
+    ``SupportedRealtimeInferenceInstanceTypes`` as registered (``mlops releases
+    export`` reads them off the package): endpoint variants may use no others.
+    """
 
     version: int = Field(ge=1)
     model_package_arn: str
+    realtime_instance_types: list[str] = Field(default_factory=list)
 
     @field_validator("model_package_arn")
     @classmethod

@@ -1,4 +1,7 @@
-"""Print what a synth produced: stacks per account role, resource counts, the nag report.
+"""Print what a synth produced: stacks per account role, resource counts, CDK warnings, the nag report.
+
+Every warning CDK recorded in the cloud assembly is listed (acknowledged ones
+are not recorded); they are real problems more often than not.
 
 ``python -m mlops_platform.summary [CDK_OUT]`` reads the cloud assembly only; it
 never calls AWS.
@@ -33,11 +36,32 @@ def summarize(cdk_out: Path) -> list[str]:
             lines.append(f"  {stack['properties']['stackName']:<40} {count:>4} resources{serves}")
     report = cdk_out / "validation-report.json"
     lines.append(f"total: {total} resources")
+    found = warnings(cdk_out)
+    lines.append(f"CDK warnings: {len(found)}")
+    lines.extend(f"  {path}: {message}" for path, message in found)
     if report.exists():
         data = json.loads(report.read_text())
         failed = sum(len(p.get("violations", [])) for p in data.get("pluginReports", []))
         lines.append(f"cdk-nag: {failed} unacknowledged finding(s); report: {report}")
     return lines
+
+
+def warnings(cdk_out: Path) -> list[tuple[str, str]]:
+    """(construct path, message) of every ``aws:cdk:warning`` in the assembly, in a stable order.
+
+    CDK writes a stack's metadata into its manifest entry or, as now, into a ``*.metadata.json`` beside it.
+    """
+    found: set[tuple[str, str]] = set()
+    blocks: list[dict] = []
+    for manifest in sorted(cdk_out.glob("**/manifest.json")):
+        blocks += [a.get("metadata") or {} for a in json.loads(manifest.read_text()).get("artifacts", {}).values()]
+    blocks += [json.loads(path.read_text()) for path in sorted(cdk_out.glob("**/*.metadata.json"))]
+    for block in blocks:
+        for path, entries in block.items():
+            for entry in entries:
+                if entry.get("type") == "aws:cdk:warning":
+                    found.add((path, str(entry.get("data", "")).splitlines()[0]))
+    return sorted(found)
 
 
 def main(argv: list[str] | None = None) -> int:

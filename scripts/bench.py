@@ -7,6 +7,9 @@ SDK is imported and every definition built; "warm" is an unchanged re-synth.
 Prints figures only; it is not a test and asserts nothing. Each synth runs in a
 fresh process, as ``cdk synth`` would, and the median of several runs is shown.
 ``--runs N`` sets the repetitions (default 5), ``--skip-tests`` leaves out the suite.
+A full run also writes its figures into README.md between the ``bench:begin``
+and ``bench:end`` markers, so the README's numbers are always measured ones
+(``--no-readme`` leaves the README alone).
 """
 
 from __future__ import annotations
@@ -65,6 +68,20 @@ def many_projects_config(tmp: Path, count: int) -> Path:
     return config
 
 
+README = ROOT / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def with_figures(readme: str, lines: list[str], stamp: str) -> str:
+    """``readme`` with the block between the bench markers replaced by ``lines``; unchanged if no markers."""
+    if BEGIN not in readme or END not in readme:
+        return readme
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    block = "\n".join(["", f"Measured by `make bench` ({stamp}):", "", "```", *lines, "```", ""])
+    return f"{head}{BEGIN}{block}{END}{tail}"
+
+
 def measure(label: str, config_dir: Path, outdir: Path, runs: int, cold: bool = False) -> float:
     times = []
     if not cold:
@@ -74,25 +91,34 @@ def measure(label: str, config_dir: Path, outdir: Path, runs: int, cold: bool = 
         print(f"  {label}: run {i + 1}/{runs} {times[-1]:.2f} s", file=sys.stderr, flush=True)
     median = statistics.median(times)
     resources = count_resources(outdir)
-    print(
+    report(
         f"{label:<28} median {median:6.2f} s  (min {min(times):.2f}, max {max(times):.2f})  "
         f"{resources:5d} resources  {1000 * median / resources:6.1f} ms/resource"
     )
     return median
 
 
+FIGURES: list[str] = []
+
+
+def report(line: str) -> None:
+    print(line, flush=True)
+    FIGURES.append(line)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument("--no-readme", action="store_true", help="do not write the figures into README.md")
     args = parser.parse_args()
-    print(f"benchmark on {os.cpu_count()} cores, {args.runs} runs each (python app.py, fresh process)")
+    report(f"benchmark on {os.cpu_count()} cores, {args.runs} runs each (python app.py, fresh process)")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         measure("example, cold cache", ROOT / "config", tmp / "out-cold", max(3, args.runs // 2), cold=True)
         one = measure("example (1 project)", ROOT / "config", tmp / "out-1", args.runs)
         ten = measure("10 projects", many_projects_config(tmp, 10), tmp / "out-10", max(3, args.runs // 2))
-        print(f"{'10 projects / 1 project':<28} {ten / one:6.2f} x")
+        report(f"{'10 projects / 1 project':<28} {ten / one:6.2f} x")
     if not args.skip_tests:
         start = time.perf_counter()
         done = subprocess.run(
@@ -103,7 +129,11 @@ def main() -> int:
             text=True,
         )
         summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
-        print(f"{'test suite (pytest -n 2)':<28} {time.perf_counter() - start:6.2f} s  ({summary})")
+        report(f"{'test suite (pytest -n 2)':<28} {time.perf_counter() - start:6.2f} s  ({summary})")
+    if not args.no_readme and not args.skip_tests:
+        stamp = time.strftime("%Y-%m-%d", time.gmtime())
+        README.write_text(with_figures(README.read_text(), FIGURES, stamp))
+        print(f"figures written to {README.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
 

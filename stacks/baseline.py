@@ -7,7 +7,6 @@ from typing import cast
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -39,13 +38,14 @@ class BaselineStack(Stack):
     ) -> None:
         super().__init__(scope, id, termination_protection=True, **kwargs)
         self.role = role
-        self.key = PlatformKey(
+        platform_key = PlatformKey(
             self,
             "Key",
             alias=naming.key_alias(role),
             description=f"{platform.prefix} {role}: artifacts, logs and SageMaker volumes",
             external_readers=[arn for arn, _ in external_readers],
-        ).key
+        )
+        self.key = platform_key.key
         self.artifacts = ArtifactsBucket(
             self,
             "Artifacts",
@@ -53,12 +53,15 @@ class BaselineStack(Stack):
             access_logs_bucket_name=naming.access_logs_bucket(role),
             key=self.key,
             external_readers=external_readers,
+            log_sources=[(naming.lifecycle_bucket(), naming.lifecycle_access_log_prefix())]
+            if role == "dev" and platform.training_cluster.enabled
+            else [],
         ).bucket
         self.releases: dynamodb.TableV2 | None = None
         if role == "governance":
             self.releases = self._releases_table(naming)
             # The approval rules deliver undeliverable events to KMS-encrypted dead-letter queues.
-            self.key.grant_encrypt_decrypt(iam.ServicePrincipal("events.amazonaws.com"))
+            platform_key.admit_service("EventBridgeDeadLetters", "events.amazonaws.com")
         self.network: PrivateNetwork | None = None
         if role != "governance":
             self.network = PrivateNetwork(
@@ -70,11 +73,9 @@ class BaselineStack(Stack):
                 key=self.key,
                 flow_log_retention=_RETENTION[platform.network.flow_log_retention_days],
             )
-            # CloudWatch Logs encrypts the flow-log group with this key.
-            self.key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
         if role in ("staging", "prod"):
             # Endpoint alarms publish to topics encrypted with this key.
-            self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+            platform_key.admit_service("CloudWatchAlarms", "cloudwatch.amazonaws.com")
 
     def require_network(self) -> PrivateNetwork:
         """The account's network; raises for the governance role, which has none."""

@@ -67,7 +67,7 @@ class BuildStack(Stack):
         )
         self.pipeline = None
         if project.pipeline.enabled:
-            self.pipeline = self._add_pipeline(project, naming, definition_cache, training)
+            self.pipeline = self._add_pipeline(project, naming, baseline, definition_cache, training)
         self.pipeline_role.acknowledge(
             f"AwsSolutions-IAM5[Resource::{project_objects}]",
             "Limited to the project's prefix of the dev artifacts bucket.",
@@ -81,6 +81,7 @@ class BuildStack(Stack):
         self,
         project: ProjectSettings,
         naming: Naming,
+        baseline: BaselineStack,
         definition_cache: Path,
         training: TrainingClusterStack | None,
     ) -> ModelPipeline:
@@ -99,6 +100,7 @@ class BuildStack(Stack):
             project=project,
             naming=naming,
             role=role.role,
+            key=baseline.key,
             definition_cache=definition_cache,
             fsx=fsx,
         )

@@ -15,6 +15,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from mlops_platform.catalog import BLUE_GREEN_EXECUTION_TIMEOUT_SECONDS
 from mlops_platform.config import SERVING_STAGES, PlatformConfig
 from mlops_platform.naming import Naming
 from stacks.components.roles import ServiceRole
@@ -22,7 +23,7 @@ from stacks.components.roles import ServiceRole
 # What the deploy needs of the project directory: code and config, not local state.
 SOURCE_EXCLUDES = [
     ".git",
-    ".venv",
+    ".venv*",
     "node_modules",
     "cdk.out",
     ".cache",
@@ -40,7 +41,8 @@ VARIABLES = {
     "STAGE": "staging or prod",
     "MODEL_PACKAGE_ARN": "the version the triggering release names (the release table decides what deploys)",
 }
-BUILD_TIMEOUT_MINUTES = 300  # a prod blue/green update may take up to four hours
+# A prod blue/green update may run up to SageMaker's execution timeout; an hour more for synth, deploy and verify.
+BUILD_TIMEOUT_MINUTES = BLUE_GREEN_EXECUTION_TIMEOUT_SECONDS[1] // 60 + 60
 BUILD_SPEC = json.dumps(
     {
         "version": "0.2",
@@ -122,6 +124,12 @@ class DeployStack(Stack):
                 ),
                 iam.PolicyStatement(
                     sid="ReadReleases", actions=["dynamodb:Query", "dynamodb:GetItem"], resources=[releases.table_arn]
+                ),
+                # The release manifest records each version's supported instance types from the registry.
+                iam.PolicyStatement(
+                    sid="ReadReleasedVersions",
+                    actions=["sagemaker:DescribeModelPackage"],
+                    resources=[naming.model_package_arns(project) for project in sorted(config.projects)],
                 ),
                 iam.PolicyStatement(
                     sid="ReadSource", actions=["s3:GetObject", "s3:GetObjectVersion"], resources=[pipeline_objects]
@@ -254,6 +262,11 @@ class DeployStack(Stack):
         build_role.acknowledge(
             f"AwsSolutions-IAM5[Resource::<{logs_id}.Arn>:*]", "The build's own log streams, named per build."
         )
+        for project in sorted(config.projects):
+            build_role.acknowledge(
+                f"AwsSolutions-IAM5[Resource::{naming.model_package_arns(project)}]",
+                "Versions of the project's model package group, to read what each released version supports.",
+            )
 
 
 def _action_type(category: str, provider: str) -> codepipeline.CfnPipeline.ActionTypeIdProperty:

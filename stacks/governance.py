@@ -102,6 +102,7 @@ class ApprovalStack(Stack):
     guard on ``Approved``, rejected on ``Rejected``), each behind a rule that
     matches only this project's model package group, with one dead-letter queue,
     and the approvers' KMS-encrypted SNS topic (the owners subscribe by email).
+    ``reserved_concurrency``: per handler; default none (see :class:`EventFunction`).
     """
 
     def __init__(
@@ -114,6 +115,7 @@ class ApprovalStack(Stack):
         policy: dict,
         key: kms.IKey,
         releases: dynamodb.ITableV2,
+        reserved_concurrency: int | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -222,6 +224,7 @@ class ApprovalStack(Stack):
                 statements=statements,
                 key=key,
                 dead_letter_queue=self.dead_letters,
+                reserved_concurrency=reserved_concurrency,
             )
             function.role.acknowledge(
                 f"AwsSolutions-IAM5[Resource::{versions}]", "Versions of this project's model package group only."

@@ -9,8 +9,9 @@ from aws_cdk import aws_dynamodb as dynamodb
 
 from mlops_platform.approval_policy import policy_document
 from mlops_platform.config import ROLES, SERVING_STAGES, PlatformConfig, ProjectSettings
+from mlops_platform.guardrails import GuardrailSettings
 from mlops_platform.nag import add_rule_packs
-from mlops_platform.naming import Naming
+from mlops_platform.naming import PROJECT_TAG, Naming
 from mlops_platform.release_manifest import Manifests
 from stacks.baseline import BaselineStack
 from stacks.build import BuildStack
@@ -52,7 +53,10 @@ def build_platform(
         account = platform.accounts.of(role)
         stage = Stage(app, role.capitalize(), env=Environment(account=account.id, region=account.region))
         stages[role] = stage
-        add_rule_packs(stage, platform.nag.packs)
+        reserved_concurrency = platform.approval_workflow.reserved_concurrency
+        add_rule_packs(
+            stage, platform.nag.packs, GuardrailSettings(reserved_concurrency=reserved_concurrency is not None)
+        )
         for key, value in [("mlops:platform", platform.prefix), ("mlops:role", role), *sorted(platform.tags.items())]:
             Tags.of(stage).add(key, value)
 
@@ -106,7 +110,7 @@ def build_platform(
                 stage, role, project, config, naming, baseline, studio, definition_cache, training, releases
             )
             for stack in stacks:
-                Tags.of(stack).add("mlops:project", project.name)
+                Tags.of(stack).add(PROJECT_TAG, project.name)
     return stages
 
 
@@ -143,6 +147,7 @@ def _project_stacks(
                 key=baseline.key,
                 releases=_releases_table(baseline),
                 policy=policy_document(config, project.name),
+                reserved_concurrency=config.platform.approval_workflow.reserved_concurrency,
                 **props("approval", "approval workflow"),
             )
         )

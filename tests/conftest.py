@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import botocore.loaders
 import pytest
 
 from mlops_platform.config import load_config
@@ -13,11 +15,33 @@ from tests.synth import (
     example_platform,
     example_project,
     release,
-    synthesize,
+    synthesized_once,
     write_config,
 )
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+def _share_botocore_models() -> None:
+    """Read each botocore model file once per test process instead of once per boto3 session.
+
+    The moto tests create hundreds of sessions, and each would parse the same
+    JSON (the SageMaker model alone takes ~60 ms). botocore already returns one
+    shared copy per session (``instance_cache``); this widens that to the process.
+    """
+    for name in ("load_service_model", "load_data_with_path"):
+        original = getattr(botocore.loaders.Loader, name)
+
+        def cached(self, *args, _original=original, _cache={}, **kwargs):  # noqa: B006 - the cache is the point
+            key = (tuple(self.search_paths), args, tuple(sorted(kwargs.items())))
+            if key not in _cache:
+                _cache[key] = _original(self, *args, **kwargs)
+            return _cache[key]
+
+        setattr(botocore.loaders.Loader, name, cached)
+
+
+_share_botocore_models()
 # Tests must never reach AWS: no credentials, no instance metadata.
 for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
     os.environ.pop(var, None)
@@ -30,27 +54,39 @@ def example(tmp_path_factory) -> Synthesized:
 
     Staging shadow-tests version 3 against prod's version 2; prod serves 2 as challenger beside champion 1.
     """
-    config = load_config(EXAMPLE_CONFIG)
-    releases = {
-        ("churn", "staging"): release(config, "churn", "staging", challenger=3, champion=2),
-        ("churn", "prod"): release(config, "churn", "prod", challenger=2, champion=1),
-    }
-    return synthesize(config, tmp_path_factory.mktemp("example") / "cdk.out", releases)
+
+    def releases(config):
+        return {
+            ("churn", "staging"): release(config, "churn", "staging", challenger=3, champion=2),
+            ("churn", "prod"): release(config, "churn", "prod", challenger=2, champion=1),
+        }
+
+    return synthesized_once(_shared(tmp_path_factory, "example"), lambda _: load_config(EXAMPLE_CONFIG), releases)
 
 
 @pytest.fixture(scope="session")
 def single_account(tmp_path_factory) -> Synthesized:
-    """Every role in one account, two projects, Studio in dev and staging, SSO auth.
+    """Every role in one account, two projects, Studio in dev and staging, SSO auth, approval handlers reserved.
 
     churn retrains on a schedule with spot training from the shared FSx; fraud has its pipeline switched off;
     the shared training cluster (FSx + HyperPod) is on. Nothing of churn is released (no endpoints); fraud's
     first release serves in staging alone and in prod from a serverless endpoint.
     """
-    tmp = tmp_path_factory.mktemp("single")
+    return synthesized_once(_shared(tmp_path_factory, "single"), _single_account_config, _single_account_releases)
+
+
+def _shared(tmp_path_factory, name: str) -> Path:
+    """A directory every pytest-xdist worker of this session sees (the session's base temp dir)."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / f"synth-{name}"
+
+
+def _single_account_config(tmp: Path):
     platform = example_platform()
     for role in platform["accounts"]:
         platform["accounts"][role]["id"] = "555555555555"
     platform["studio"] = {"accounts": ["dev", "staging"], "auth_mode": "SSO"}
+    platform["approval_workflow"] = {"reserved_concurrency": 2}
     platform["training_cluster"] = {
         "enabled": True,
         "fsx": {"data_repositories": [{"s3_prefix": "projects/churn/datasets/", "fs_path": "/datasets"}]},
@@ -72,10 +108,11 @@ def single_account(tmp_path_factory) -> Synthesized:
             "data_capture": {"enabled": False},
         },
     }
-    config_dir = write_config(tmp, platform, {"churn": churn, "fraud": fraud})
-    config = load_config(config_dir)
-    releases = {
+    return load_config(write_config(tmp, platform, {"churn": churn, "fraud": fraud}))
+
+
+def _single_account_releases(config):
+    return {
         ("fraud", "staging"): release(config, "fraud", "staging", challenger=1),
         ("fraud", "prod"): release(config, "fraud", "prod", challenger=1),
     }
-    return synthesize(config, tmp / "cdk.out", releases)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,11 +45,44 @@ class Synthesized:
 def synthesize(config: PlatformConfig, outdir: Path, releases: Manifests | None = None) -> Synthesized:
     """Synthesize into ``outdir``; nag failures are recorded, not raised, so tests can name them."""
     shutil.rmtree(outdir, ignore_errors=True)
-    result = Synthesized(outdir=outdir, releases=dict(releases or {}))
+    error = None
     try:
         create_app(config, outdir=str(outdir), context=_context_for(config), releases=releases).synth()
     except RuntimeError as err:  # cdk-nag findings surface as a jsii ValidationFailed error
-        result.error = str(err)
+        error = str(err)
+    (outdir / SYNTH_ERROR).write_text(json.dumps(error))
+    return read_back(outdir, releases)
+
+
+SYNTH_ERROR = "synth-error.json"
+
+
+def synthesized_once(
+    shared_dir: Path,
+    build_config: Callable[[Path], PlatformConfig],
+    releases_for: Callable[[PlatformConfig], Manifests],
+) -> Synthesized:
+    """The variant's synth, made by the first test process to ask for it and read back by every other.
+
+    pytest-xdist workers each run session fixtures; ``shared_dir`` is common to
+    them, and a file lock lets one synthesize (``build_config`` writes the config
+    under the directory it is given) while the others wait and then read.
+    """
+    shared_dir.mkdir(parents=True, exist_ok=True)
+    with open(shared_dir / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        config = build_config(shared_dir)
+        releases = releases_for(config)
+        outdir = shared_dir / "cdk.out"
+        if (outdir / SYNTH_ERROR).exists():
+            return read_back(outdir, releases)
+        return synthesize(config, outdir, releases)
+
+
+def read_back(outdir: Path, releases: Manifests | None = None) -> Synthesized:
+    """A synth's templates, nag findings and error, read from ``outdir``."""
+    result = Synthesized(outdir=outdir, releases=dict(releases or {}))
+    result.error = json.loads((outdir / SYNTH_ERROR).read_text())
     report = outdir / "validation-report.json"
     if report.exists():
         for plugin in json.loads(report.read_text()).get("pluginReports", []):
@@ -66,14 +101,21 @@ def synthesize(config: PlatformConfig, outdir: Path, releases: Manifests | None 
 
 
 def release(config: PlatformConfig, project: str, stage: str, challenger: int, champion: int | None = None):
-    """A release manifest naming versions of the project's model package group."""
+    """A release manifest naming versions of the project's model package group.
+
+    Each version supports the instance types the project's pipeline registers (its serving config's).
+    """
     from mlops_platform.naming import Naming
     from mlops_platform.release_manifest import ModelVersion, ReleaseManifest
+    from stacks.components.model_pipeline import serving_instance_types
 
     group = Naming(config.platform).model_package_arns(project).removesuffix("*")
+    types = list(serving_instance_types(config.projects[project]))
 
     def ref(version: int | None) -> ModelVersion | None:
-        return None if version is None else ModelVersion(version=version, model_package_arn=f"{group}{version}")
+        if version is None:
+            return None
+        return ModelVersion(version=version, model_package_arn=f"{group}{version}", realtime_instance_types=types)
 
     return ReleaseManifest(project=project, stage=stage, challenger=ref(challenger), champion=ref(champion))
 

@@ -7,7 +7,8 @@ import json
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from tests.synth import Synthesized
+from mlops_platform.config import load_config
+from tests.synth import EXAMPLE_CONFIG, Synthesized
 
 STACK = "mlops-dev-churn-build"
 
@@ -18,9 +19,9 @@ def _pipeline(synth: Synthesized, stack: str = STACK) -> dict:
 
 @pytest.fixture(scope="module")
 def definition(example) -> dict:
-    """The pipeline definition exactly as deployed: the S3 asset the template points at."""
-    key = _pipeline(example)["Properties"]["PipelineDefinition"]["PipelineDefinitionS3Location"]["Key"]
-    return json.loads((example.outdir / f"asset.{key}").read_text())
+    """The pipeline definition exactly as deployed, with its ``${...}`` placeholders."""
+    definition, _ = _inline_definition(example, STACK)
+    return definition
 
 
 def _steps(definition: dict) -> dict[str, dict]:
@@ -32,20 +33,40 @@ def _steps(definition: dict) -> dict[str, dict]:
     return steps
 
 
-def test_pipeline_deploys_from_an_s3_definition(example):
+def test_pipeline_definition_is_inline_with_the_dev_key_substituted(example):
     Template.from_json(example.template(STACK)).has_resource_properties(
         "AWS::SageMaker::Pipeline",
         {
             "PipelineName": "mlops-churn",
             "RoleArn": {"Fn::GetAtt": [Match.string_like_regexp("^PipelineRole"), "Arn"]},
-            "PipelineDefinition": {
-                "PipelineDefinitionS3Location": {
-                    "Bucket": "cdk-hnb659fds-assets-222222222222-eu-west-1",
-                    "Key": Match.string_like_regexp(r"^[0-9a-f]{64}\.json$"),
-                }
-            },
+            "PipelineDefinition": {"PipelineDefinitionBody": {"Fn::Sub": [Match.any_value(), Match.any_value()]}},
         },
     )
+    _, variables = _inline_definition(example, STACK)
+    assert list(variables) == ["KeyArn"]
+    assert variables["KeyArn"]["Fn::ImportValue"].startswith("mlops-dev-baseline:ExportsOutputFnGetAttKey")
+
+
+def test_job_volumes_and_outputs_use_the_key_arn_never_an_alias(definition):
+    """VolumeKmsKeyId takes key ids and key ARNs only: an alias fails the job at start."""
+    steps = _steps(definition)
+    train = steps["Train"]["Arguments"]
+    assert train["ResourceConfig"]["VolumeKmsKeyId"] == "${KeyArn}"
+    assert train["OutputDataConfig"]["KmsKeyId"] == "${KeyArn}"
+    for name in ("Preprocess", "Evaluate"):
+        arguments = steps[name]["Arguments"]
+        assert arguments["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "${KeyArn}"
+        assert arguments["ProcessingOutputConfig"]["KmsKeyId"] == "${KeyArn}"
+    assert "alias/" not in json.dumps(definition)
+
+
+def test_registered_versions_support_every_serving_instance_type(definition, example):
+    """Derived from both stages' variants, so CreateEndpointConfig accepts every configured variant."""
+    register = _steps(definition)["Register"]["Arguments"]
+    supported = register["InferenceSpecification"]["SupportedRealtimeInferenceInstanceTypes"]
+    project = load_config(EXAMPLE_CONFIG).projects["churn"]
+    used = {v.instance_type for stage in ("staging", "prod") for v in getattr(project.serving, stage).variants}
+    assert used == {"ml.m5.large", "ml.m5.xlarge"} and set(supported) == used
 
 
 def test_definition_has_the_four_stages_and_the_condition(definition):
@@ -168,17 +189,12 @@ def test_training_reads_the_shared_fsx_inside_the_vpc(single_account):
         "FileSystemType": "FSxLustre",
     }
     assert train["VpcConfig"] == {"SecurityGroupIds": ["${SecurityGroupId}"], "Subnets": ["${SubnetId}"]}
-    # every placeholder is bound to the training stack's resources at deploy time
-    assert set(variables) == {"FileSystemId", "MountName", "SubnetId", "SecurityGroupId"}
-    assert all("mlops-dev-training:" in json.dumps(v) for v in variables.values())
+    # every placeholder is bound to the training stack's resources (and the baseline key) at deploy time
+    assert set(variables) == {"FileSystemId", "MountName", "SubnetId", "SecurityGroupId", "KeyArn"}
+    assert all("mlops-dev-training:" in json.dumps(v) for k, v in variables.items() if k != "KeyArn")
     policy = next(iter(single_account.resources("mlops-dev-churn-build", "AWS::IAM::ManagedPolicy").values()))
     sids = {s.get("Sid") for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     assert {"VpcNetworkInterfaces", "DescribeNetworkAndFsx"} <= sids
-
-
-def test_without_fsx_the_definition_stays_an_s3_asset(example):
-    location = _pipeline(example)["Properties"]["PipelineDefinition"]
-    assert set(location) == {"PipelineDefinitionS3Location"}
 
 
 def test_pipeline_switched_off_leaves_only_the_role(single_account):

@@ -468,7 +468,8 @@ def test_each_status_has_its_rule_and_handler(example, kind, status):
             "FunctionName": f"mlops-churn-approval-{kind}",
             "Handler": f"{kind}.handler",
             "Runtime": "python3.14",
-            "ReservedConcurrentExecutions": 1,
+            "ReservedConcurrentExecutions": Match.absent(),  # a new account's quota of 10 refuses any
+            "KmsKeyArn": {"Fn::ImportValue": Match.string_like_regexp("^mlops-governance-baseline:")},
             "DeadLetterConfig": {"TargetArn": Match.any_value()},
             "Environment": {
                 "Variables": {
@@ -491,6 +492,13 @@ def test_each_status_has_its_rule_and_handler(example, kind, status):
     )
     template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2})
     template.has_resource_properties("AWS::IAM::Role", {"RoleName": f"mlops-churn-governance-{kind}"})
+
+
+def test_reserved_concurrency_only_where_config_asks(single_account):
+    """The single-account variant sets approval_workflow.reserved_concurrency: 2, and the guardrail accepts it."""
+    functions = single_account.resources("mlops-governance-churn-approval", "AWS::Lambda::Function").values()
+    assert sorted(f["Properties"].get("ReservedConcurrentExecutions") for f in functions) == [2, 2, 2]
+    assert single_account.error is None
 
 
 def test_only_the_guard_may_change_a_version(example):

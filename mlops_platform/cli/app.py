@@ -17,7 +17,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from mlops_platform.cli import core, render, serving
+from mlops_platform.cli import core, render, scaling, serving
 from mlops_platform.cli.session import Clients, make_session
 from mlops_platform.config import SERVING_STAGES, ConfigError, load_config
 
@@ -62,7 +62,7 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--role-arn",
         default=default(None),
         help="assume this role first, in the account the command works in: governance, or for shadow report "
-        "staging and for verify the --stage's account (default: use the profile as is)",
+        "staging and for verify and scaling the --stage's account (default: use the profile as is)",
     )
 
 
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Review, approve and reject model versions; see what runs where; export, verify and promote "
         "releases.",
         epilog="Exit codes: 0 ok, 1 AWS error or failed verification, 2 usage/config/unknown/credentials, "
-        "3 refused by the approval policy or the promotion rule.",
+        "3 refused by the approval policy, the promotion rule or scaling detach.",
     )
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -171,6 +171,51 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="wait up to this long for a Creating/Updating endpoint, polling every 30 s (default: 0)",
     )
+
+    autoscale = commands.add_parser(
+        "scaling",
+        help="autoscaling around a serving stack deploy (the deploy pipeline runs both)",
+        description="SageMaker refuses to change the instance type of an autoscaled variant: detach deregisters "
+        "those variants before cdk deploy, reattach registers the scaling of the fleet the endpoint serves after it.",
+    )
+    autoscale_commands = autoscale.add_subparsers(dest="scaling_command", required=True, metavar="COMMAND")
+    for name, func, help_text in (
+        (
+            "detach",
+            cmd_scaling_detach,
+            "before cdk deploy: save and deregister the autoscaled variants whose instance type the deploy changes "
+            "or that it removes; refused (exit 3) when the deploy changes their scaling too (credentials of the "
+            "stage's account)",
+        ),
+        (
+            "reattach",
+            cmd_scaling_reattach,
+            "after cdk deploy, succeeded or failed: restore the saved scaling when the endpoint kept its old config, "
+            "else register the stack's scaling for every autoscaled variant without it (credentials of the stage's "
+            "account)",
+        ),
+    ):
+        sub = leaf(autoscale_commands, name, help_text, func, account=STAGE_ACCOUNT)
+        sub.add_argument("project", metavar="PROJECT", help="the project")
+        sub.add_argument("--stage", required=True, choices=SERVING_STAGES, help="the serving stage")
+        sub.add_argument(
+            "--state",
+            type=Path,
+            help="where detach saves what it deregistered and reattach reads it "
+            "(default: .cache/scaling/PROJECT-STAGE.json)",
+        )
+        sub.add_argument(
+            "--wait-minutes",
+            type=_minutes,
+            default=0,
+            help="wait up to this long for a Creating/Updating endpoint, polling every 30 s (default: 0)",
+        )
+        if name == "detach":
+            sub.add_argument(
+                "--manifest",
+                type=Path,
+                help="release manifest (default: releases/PROJECT/STAGE.json; no file: no release, nothing to do)",
+            )
     return parser
 
 
@@ -207,7 +252,9 @@ def cmd_releases(args: argparse.Namespace, ctx: core.Context, clients: Clients) 
 
 
 def cmd_export(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
-    result = serving.export_manifest(clients.dynamodb, ctx, args.project, args.stage, args.out, args.expect_arn)
+    result = serving.export_manifest(
+        clients.dynamodb, clients.sagemaker, ctx, args.project, args.stage, args.out, args.expect_arn
+    )
     render.exported(result)
     if result.superseded:
         print(f"mlops: warning: {result.superseded}", file=sys.stderr)
@@ -269,6 +316,64 @@ def cmd_verify(args: argparse.Namespace, ctx: core.Context, clients: Clients) ->
             print(f"mlops: verify {args.project}/{args.stage}: {problem}", file=sys.stderr)
         return EXIT_AWS
     render.verification(result)
+    return EXIT_OK
+
+
+def _autoscaling(clients: Clients) -> Any:
+    return clients.autoscaling
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None]:
+    def show(line: str) -> None:
+        print(f"{args.project}/{args.stage}: {line}", flush=True)
+
+    return show
+
+
+def cmd_scaling_detach(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    ctx.projects(args.project)
+    path = args.manifest or serving.default_manifest_path(args.project, args.stage)
+    manifest = serving.read_manifest(path, ctx, args.project, args.stage)
+    result = scaling.detach(
+        clients.sagemaker,
+        _autoscaling(clients),
+        ctx,
+        args.project,
+        args.stage,
+        manifest,
+        args.state or scaling.default_state_path(args.project, args.stage),
+        wait_minutes=args.wait_minutes,
+        progress=_progress(args),
+    )
+    show = _progress(args)
+    for note in result.notes:
+        show(f"nothing to detach: {note}")
+    if result.state is not None:
+        show(f"detached {len(result.state.targets)} variant(s) of {result.endpoint}; run reattach after the deploy")
+    return EXIT_OK
+
+
+def cmd_scaling_reattach(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    result = scaling.reattach(
+        clients.sagemaker,
+        _autoscaling(clients),
+        clients.cloudformation,
+        ctx,
+        args.project,
+        args.stage,
+        args.state or scaling.default_state_path(args.project, args.stage),
+        wait_minutes=args.wait_minutes,
+        progress=_progress(args),
+    )
+    show = _progress(args)
+    for note in result.notes:
+        show(note)
+    if not result.ok:
+        for problem in result.problems:
+            print(f"mlops: scaling reattach {args.project}/{args.stage}: {problem}", file=sys.stderr)
+        return EXIT_AWS
+    if result.registered:
+        show(f"reattached {len(result.registered)} variant(s) of {result.endpoint}")
     return EXIT_OK
 
 

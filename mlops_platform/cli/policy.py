@@ -35,7 +35,8 @@ def load_approval_module(name: str) -> ModuleType:
         raise FileNotFoundError(f"{path} not found: run the CLI from a checkout of the platform repository")
     module_name = f"mlops_approval_{name}"
     spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
     # Registered before executing so dataclasses can resolve the module's annotations.
     sys.modules[module_name] = module

@@ -28,7 +28,14 @@ from botocore.exceptions import ClientError
 from mlops_platform.cli.core import APPROVED, CliError, Context, PolicyRefusal, check_reason, describe, resolve
 from mlops_platform.cli.policy import load_approval_module
 from mlops_platform.config import ConfigError, Promotion, Variant
-from mlops_platform.release_manifest import ReleaseManifest, load_manifest, manifest_for, manifest_path, write_manifest
+from mlops_platform.release_manifest import (
+    ModelVersion,
+    ReleaseManifest,
+    load_manifest,
+    manifest_for,
+    manifest_path,
+    write_manifest,
+)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 # Newest data capture objects read per variant: enough requests to compare, bounded S3 reads.
@@ -85,11 +92,20 @@ class Export:
 
 
 def export_manifest(
-    dynamodb: Any, ctx: Context, project: str, stage: str, out_dir: Path, expect_arn: str | None = None
+    dynamodb: Any,
+    sagemaker: Any,
+    ctx: Context,
+    project: str,
+    stage: str,
+    out_dir: Path,
+    expect_arn: str | None = None,
 ) -> Export:
     """Write ``<out_dir>/<project>/<stage>.json`` from the release table (no release: remove it).
 
-    Staging also reads prod's records: its champion is what prod serves. With
+    Staging also reads prod's records: its champion is what prod serves. Each
+    version carries the instance types its package supports for real-time
+    inference, read from the registry, so synth can refuse a variant that
+    SageMaker would. With
     ``expect_arn`` (the ARN the pipeline execution was started for, ``none``
     for no model) a differing challenger is reported, not refused: the table's
     current release wins.
@@ -100,6 +116,8 @@ def export_manifest(
     stage_records = table.releases(project, stage)
     prod_records = table.releases(project, "prod") if stage == "staging" else []
     manifest = manifest_for(project, stage, stage_records, prod_records)
+    if manifest is not None:
+        manifest = _with_instance_types(sagemaker, manifest)
     path = write_manifest(Path(out_dir), project, stage, manifest)
     superseded = None
     # The rejected handler deploys "none" when a stage is left without a model.
@@ -112,6 +130,17 @@ def export_manifest(
             f"{current}: a newer release or a rollback superseded it; deploying the table's current release"
         )
     return Export(project, stage, path, manifest, superseded)
+
+
+def _with_instance_types(sagemaker: Any, manifest: ReleaseManifest) -> ReleaseManifest:
+    def read(ref: ModelVersion | None) -> ModelVersion | None:
+        if ref is None:
+            return None
+        package = sagemaker.describe_model_package(ModelPackageName=ref.model_package_arn)
+        types = package.get("InferenceSpecification", {}).get("SupportedRealtimeInferenceInstanceTypes", [])
+        return ref.model_copy(update={"realtime_instance_types": sorted(types)})
+
+    return manifest.model_copy(update={"challenger": read(manifest.challenger), "champion": read(manifest.champion)})
 
 
 # --------------------------------------------------------------------------- endpoint contents

@@ -18,21 +18,19 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from mlops_platform.catalog import BLUE_GREEN_EXECUTION_TIMEOUT_SECONDS, LOCAL_STORAGE_FAMILIES
 from mlops_platform.config import StageServing, Variant
-from mlops_platform.nag import acknowledge
+from mlops_platform.guardrails.sagemaker import SUPPORTED_TYPES_METADATA
+from mlops_platform.nag import acknowledge, checkov_skip
 from mlops_platform.release_manifest import ModelVersion, ReleaseManifest
 
-# Instance families with local NVMe storage: SageMaker rejects a KmsKeyId for them
-# (their instance store is encrypted by the hardware).
-LOCAL_STORAGE_FAMILIES = frozenset(
-    {"c5d", "c6id", "g4dn", "g5", "g6", "g6e", "m5d", "m6gd", "m6id", "c6gd", "p4d", "p5", "r5d", "r6gd", "trn1"}
-)
-# SageMaker caps a blue/green update at four hours.
-MAX_DEPLOYMENT_SECONDS = 14400
+# SageMaker caps a blue/green update's execution timeout (API: BlueGreenUpdatePolicy).
+MAX_DEPLOYMENT_SECONDS = BLUE_GREEN_EXECUTION_TIMEOUT_SECONDS[1]
 PROVISIONING_ALLOWANCE_SECONDS = 1800
 
 
 def uses_local_storage(variants: Sequence[Variant]) -> bool:
+    """True if a variant's instance type has local NVMe storage: SageMaker then rejects a KmsKeyId."""
     return any(v.serverless is None and v.instance_type.split(".")[1] in LOCAL_STORAGE_FAMILIES for v in variants)
 
 
@@ -52,6 +50,31 @@ class ServedEndpoint(Construct):
     endpoint updates blue/green (canary or linear traffic shifting per
     ``settings.deployment``) and rolls back automatically when an alarm fires;
     serverless endpoints cannot use guardrails and update all at once.
+
+    Instance counts survive an update of an autoscaled endpoint. By default
+    UpdateEndpoint resets every variant to the new config's
+    ``InitialInstanceCount``, so each release would shrink a scaled-out fleet;
+    with ``RetainAllVariantProperties`` a variant of the same name keeps its
+    current ``DesiredInstanceCount``, and ``ExcludeRetainedVariantProperties:
+    [DesiredWeight]`` takes the weights from the new config again
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateEndpoint.html,
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_VariantProperty.html).
+    Both are set only when
+
+    * a production variant is autoscaled: the property is endpoint-wide, so on a
+      mixed endpoint a variant without autoscaling also keeps its live count, and
+      a changed ``instance_count`` of it applies only when the variant is new;
+    * the release names a champion, i.e. the stage served an earlier release and
+      CloudFormation updates the endpoint rather than creating it: its reference
+      says to use these properties only when updating. A release without a
+      champion (the first, or a rollback to the only remaining one) resets counts.
+
+    SageMaker documents no conflict with ``DeploymentConfig`` (the retained count
+    sizes the green fleet), and instance types are not a variant property, so a
+    changed type always comes from the config. Such a variant keeps the count of
+    its old type; ``mlops scaling detach`` must deregister it first anyway
+    (SageMaker refuses the update otherwise), and ``reattach`` registers it with
+    the configured min/max, which clamps that count into range.
     """
 
     def __init__(
@@ -82,7 +105,8 @@ class ServedEndpoint(Construct):
 
         def model_of(variant: Variant) -> sagemaker.CfnModel:
             ref = manifest.champion if variant.model == "champion" and has_champion else manifest.challenger
-            assert ref is not None
+            if ref is None:
+                raise ValueError("a release manifest without a challenger cannot be served")
             return self.models[ref.version]
 
         production = [v for v in variants if not v.shadow]
@@ -109,6 +133,8 @@ class ServedEndpoint(Construct):
                 )
 
         self.alarms = [alarm for v in self.served_variants for alarm in self._alarms(v, settings, alarm_topic)]
+        # Counts (not weights) survive updates of an autoscaled endpoint that exists; see the class docstring.
+        retain_counts = has_champion and any(v.autoscaling is not None for v in production)
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Resource",
@@ -116,6 +142,12 @@ class ServedEndpoint(Construct):
             endpoint_config_name=self.config.attr_endpoint_config_name,
             deployment_config=self._deployment(settings, [a for a in self.alarms if a.rollback])
             if guardrails and not serverless
+            else None,
+            retain_all_variant_properties=True if retain_counts else None,
+            exclude_retained_variant_properties=[
+                sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type="DesiredWeight")
+            ]
+            if retain_counts
             else None,
         )
         for variant in production:
@@ -136,8 +168,10 @@ class ServedEndpoint(Construct):
         """A model from a (cross-account) model package version; in the VPC, network-isolated.
 
         Serverless inference supports neither VPC config nor network isolation.
+        The package's supported real-time instance types go into the model's
+        metadata, where the ``MLOps-ModelPackageInstanceTypes`` guardrail reads them.
         """
-        return sagemaker.CfnModel(
+        model = sagemaker.CfnModel(
             self,
             f"ModelV{ref.version}",
             execution_role_arn=role.role_arn,
@@ -149,6 +183,11 @@ class ServedEndpoint(Construct):
                 subnets=[s.subnet_id for s in subnets], security_group_ids=[security_group.security_group_id]
             ),
         )
+        if ref.realtime_instance_types:
+            model.add_metadata(SUPPORTED_TYPES_METADATA, list(ref.realtime_instance_types))
+        if serverless:
+            checkov_skip(model, "CKV_AWS_370", "Serverless inference does not support network isolation.")
+        return model
 
     @staticmethod
     def _variant(
@@ -269,7 +308,8 @@ class ServedEndpoint(Construct):
 
     def _autoscaling(self, variant: Variant) -> None:
         scaling = variant.autoscaling
-        assert scaling is not None
+        if scaling is None:
+            raise ValueError(f"variant {variant.name} has no autoscaling settings")
         target = autoscaling.CfnScalableTarget(
             self,
             f"{_pascal(variant.name)}Scaling",

@@ -9,23 +9,26 @@ from typing import Any
 
 from aws_cdk import Fn, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from mlops_platform.config import ProjectSettings
+from mlops_platform.config import SERVING_STAGES, ProjectSettings
 from mlops_platform.naming import Naming
 from pipeline_definitions import PipelineInputs, build_train_source_tarball, definition_for, script_path
-from pipeline_definitions.cache import cache_path
 from pipeline_definitions.inputs import DEFAULT_HYPERPARAMETERS
 
 # Stand-ins the SDK accepts as literal ids; replaced by deploy-time references (Fn::Sub) afterwards.
+_KEY_STAND_IN = "0f5a0f5a-0f5a-4f5a-8f5a-0f5a0f5a0f5a"
 _FSX_STAND_INS = {
     "fs-0f5a0f5a0f5a0f5a0": "FileSystemId",
     "zzfsxmountzz": "MountName",
     "subnet-0f5a0f5a0f5a0f5a0": "SubnetId",
     "sg-0f5a0f5a0f5a0f5a0": "SecurityGroupId",
 }
+# SageMaker's CreatePipeline accepts a definition of up to 1 MB; a template holds it inline well below that.
+MAX_INLINE_DEFINITION_BYTES = 200_000
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,13 @@ class ModelPipeline(Construct):
     The step scripts are uploaded as CDK assets, whose S3 URIs are concrete at
     synth time for a stack with an explicit environment, so the SDK gets only
     literal values and no AWS call. The definition is cached on disk by a hash
-    of its inputs (``definition_cache``) and deployed from an S3 asset; with
-    ``fsx`` the training step reads the project's FSx directory inside the VPC,
-    and the definition goes inline so CloudFormation can substitute the file
-    system, subnet and security group ids that exist only at deploy time.
+    of its inputs (``definition_cache``) and goes inline into the template, so
+    CloudFormation substitutes what exists only at deploy time: the ARN of
+    ``key``, which encrypts job outputs and volumes (volume keys must be key
+    ids or key ARNs, never aliases), and with ``fsx`` the file system, subnet
+    and security group the training step reads the project's FSx directory
+    through. The registered model supports real-time inference on every
+    instance type the project's serving config uses, in both stages.
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class ModelPipeline(Construct):
         project: ProjectSettings,
         naming: Naming,
         role: iam.IRole,
+        key: kms.IKey,
         definition_cache: Path,
         fsx: FsxTrainingInput | None = None,
     ) -> None:
@@ -90,35 +97,32 @@ class ModelPipeline(Construct):
             use_spot=config.spot.enabled,
             max_run_seconds=config.max_runtime_minutes * 60,
             max_wait_seconds=config.spot.max_wait_minutes * 60,
-            kms_key_arn=f"arn:aws:kms:{stack.region}:{stack.account}:{naming.key_alias('dev')}",
+            kms_key_arn=f"arn:aws:kms:{stack.region}:{stack.account}:key/{_KEY_STAND_IN}",
             metric_name=project.approval.primary_metric,
             metric_threshold=threshold,
             hyperparameters=tuple(sorted((k, str(v)) for k, v in config.hyperparameters.items()))
             or DEFAULT_HYPERPARAMETERS,
+            inference_instance_types=serving_instance_types(project) or PipelineInputs.inference_instance_types,
             **_fsx_inputs(config.fsx_input) if fsx and config.fsx_input else {},
         )
         text = definition_for(self.inputs, definition_cache)
         self.definition = json.loads(text)
-        definition: dict[str, Any]
+        if "${" in text:
+            raise ValueError("the pipeline definition contains '${', which Fn::Sub would misread")
+        if len(text.encode()) > MAX_INLINE_DEFINITION_BYTES:
+            raise ValueError(f"the pipeline definition is {len(text.encode())} bytes, over the inline limit")
+        variables = {"KeyArn": key.key_arn}
+        text = text.replace(self.inputs.kms_key_arn or "", "${KeyArn}")
         if self.inputs.uses_fsx and fsx is not None:
-            if "${" in text:
-                raise ValueError("the pipeline definition contains '${', which Fn::Sub would misread")
             for stand_in, variable in _FSX_STAND_INS.items():
                 text = text.replace(stand_in, "${" + variable + "}")
-            definition = {
-                "PipelineDefinitionBody": Fn.sub(
-                    text,
-                    {
-                        "FileSystemId": fsx.file_system_id,
-                        "MountName": fsx.mount_name,
-                        "SubnetId": fsx.subnet_id,
-                        "SecurityGroupId": fsx.security_group_id,
-                    },
-                )
+            variables |= {
+                "FileSystemId": fsx.file_system_id,
+                "MountName": fsx.mount_name,
+                "SubnetId": fsx.subnet_id,
+                "SecurityGroupId": fsx.security_group_id,
             }
-        else:
-            asset = s3_assets.Asset(self, "Definition", path=str(cache_path(self.inputs, definition_cache)))
-            definition = {"PipelineDefinitionS3Location": {"Bucket": asset.s3_bucket_name, "Key": asset.s3_object_key}}
+        definition: dict[str, Any] = {"PipelineDefinitionBody": Fn.sub(text, variables)}
         self.pipeline = sagemaker.CfnPipeline(
             self,
             "Resource",
@@ -146,6 +150,17 @@ class ModelPipeline(Construct):
 
     def code_object_keys(self) -> list[str]:
         return sorted(a.s3_object_key for a in self.code_assets)
+
+
+def serving_instance_types(project: ProjectSettings) -> tuple[str, ...]:
+    """Every instance type a serving variant of the project uses, in either stage, sorted (serverless has none)."""
+    types = {
+        variant.instance_type
+        for stage in SERVING_STAGES
+        for variant in getattr(project.serving, stage).resolved_variants(stage)
+        if variant.serverless is None
+    }
+    return tuple(sorted(types))
 
 
 def _fsx_inputs(fsx_input) -> dict:

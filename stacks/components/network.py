@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from mlops_platform.nag import checkov_skip
 from stacks.components.roles import ServiceRole
 
 # Interface endpoints SageMaker Studio, jobs and endpoints need when the VPC has no
@@ -58,6 +59,7 @@ class PrivateNetwork(Construct):
             subnet_configuration=subnets,
             restrict_default_security_group=True,
         )
+        self._skip_default_group_handler_checks()
         self.private_subnet_selection = ec2.SubnetSelection(subnet_type=private)
         self.private_subnets = self.vpc.select_subnets(subnet_type=private)
 
@@ -108,3 +110,16 @@ class PrivateNetwork(Construct):
                 private_dns_enabled=True,
                 open=False,  # the group above already admits the VPC on 443 only
             )
+
+    def _skip_default_group_handler_checks(self) -> None:
+        """Checks that miss the point on CDK's handler for ``restrict_default_security_group`` (one per stack)."""
+        provider = Stack.of(self).node.find_child("Custom::VpcRestrictDefaultSGCustomResourceProvider")
+        handler = provider.node.find_child("Handler")
+        why = "CDK-managed custom-resource handler, invoked synchronously by CloudFormation at deploy time only"
+        checkov_skip(handler, "CKV_AWS_115", f"{why}; one invocation per VPC change.")
+        checkov_skip(handler, "CKV_AWS_116", f"{why}; a failure fails the deployment, there is no async event to keep.")
+        checkov_skip(
+            handler,
+            "CKV_AWS_117",
+            f"{why}; it only revokes the default group's rules through the EC2 API, which has no endpoint in this VPC.",
+        )

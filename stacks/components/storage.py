@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from mlops_platform.nag import acknowledge
+from mlops_platform.nag import acknowledge, checkov_skip
 
 
 class PlatformKey(Construct):
     """Customer-managed KMS key of one account role: rotation on, retained on delete.
 
-    ``external_readers`` are role ARNs in other accounts that may decrypt with it
-    (model artifacts read by staging and prod). They are named through an
-    ``aws:PrincipalArn`` condition on their account's root, so the key can be
-    created before those roles exist and still trusts only them.
+    The key policy always admits CloudWatch Logs for this account's log groups
+    (every account role keeps KMS-encrypted logs); :meth:`admit_service` admits
+    another service for this account's resources only. ``external_readers`` are
+    role ARNs in other accounts that may decrypt with it (model artifacts read
+    by staging and prod). They are named through an ``aws:PrincipalArn``
+    condition on their account's root, so the key can be created before those
+    roles exist and still trusts only them.
     """
 
     def __init__(
@@ -45,6 +48,38 @@ class PlatformKey(Construct):
                     conditions={"ArnLike": {"aws:PrincipalArn": role_arns}},
                 )
             )
+        stack = Stack.of(self)
+        # CreateLogGroup with a KMS key fails unless the key admits the regional Logs
+        # principal; the encryption context limits it to this account's log groups.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchLogsOfThisAccount",
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{stack.region}:{stack.account}:log-group:*"
+                    }
+                },
+            )
+        )
+
+    def admit_service(self, sid: str, service: str) -> None:
+        """Let ``service`` encrypt with the key on behalf of this account's resources (``aws:SourceAccount``).
+
+        Enough for services that publish to or deliver into KMS-encrypted topics
+        and queues (CloudWatch alarms, EventBridge dead-letter queues).
+        """
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                principals=[iam.ServicePrincipal(service)],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
 
 
 class ArtifactsBucket(Construct):
@@ -64,6 +99,7 @@ class ArtifactsBucket(Construct):
         access_logs_bucket_name: str,
         key: kms.IKey,
         external_readers: Sequence[tuple[str, str]] = (),
+        log_sources: Sequence[tuple[str, str]] = (),
     ) -> None:
         super().__init__(scope, id)
         self.access_logs = s3.Bucket(
@@ -92,6 +128,20 @@ class ArtifactsBucket(Construct):
             server_access_logs_prefix="artifacts/",
             removal_policy=RemovalPolicy.RETAIN,
         )
+        account = Stack.of(self).account
+        for i, (source, prefix) in enumerate(sorted(log_sources)):
+            self.access_logs.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"LogsFrom{i}",
+                    principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+                    actions=["s3:PutObject"],
+                    resources=[self.access_logs.arn_for_objects(f"{prefix}*")],
+                    conditions={
+                        "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{source}"},
+                        "StringEquals": {"aws:SourceAccount": account},
+                    },
+                )
+            )
         for i, (role_arn, prefix) in enumerate(sorted(external_readers)):
             account = role_arn.split(":")[4]
             self.bucket.add_to_resource_policy(
@@ -111,6 +161,11 @@ class ArtifactsBucket(Construct):
         acknowledge(
             self.access_logs,
             "NIST.800.53.R5-S3BucketLoggingEnabled",
+            "This is the access-log target itself; logging it into itself would loop.",
+        )
+        checkov_skip(
+            self.access_logs,
+            "CKV_AWS_18",
             "This is the access-log target itself; logging it into itself would loop.",
         )
         acknowledge(

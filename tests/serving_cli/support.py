@@ -346,6 +346,7 @@ class World:
                 ],
                 "SupportedContentTypes": ["text/csv"],
                 "SupportedResponseMIMETypes": ["text/csv"],
+                "SupportedRealtimeInferenceInstanceTypes": ["ml.m5.xlarge", "ml.m5.large"],
             },
             ModelApprovalStatus=status,
         )["ModelPackageArn"]

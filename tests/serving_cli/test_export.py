@@ -13,7 +13,12 @@ def manifest(tmp_path, stage):
 
 
 def ref(arn):
-    return {"version": int(arn.rsplit("/", 1)[1]), "model_package_arn": arn}
+    """A manifest entry: the version, its ARN and the instance types its package was registered for."""
+    return {
+        "version": int(arn.rsplit("/", 1)[1]),
+        "model_package_arn": arn,
+        "realtime_instance_types": ["ml.m5.large", "ml.m5.xlarge"],
+    }
 
 
 def test_first_release_has_no_champion(world, mlops, tmp_path):
@@ -27,6 +32,7 @@ def test_first_release_has_no_champion(world, mlops, tmp_path):
     # What the synth reads back.
     loaded = load_manifests(tmp_path / "releases", world.config)
     assert loaded[(PROJECT, "staging")].challenger.model_package_arn == v1
+    assert loaded[(PROJECT, "staging")].challenger.realtime_instance_types == ["ml.m5.large", "ml.m5.xlarge"]
 
 
 def test_staging_challenger_is_shadowed_by_what_prod_serves(world, mlops, tmp_path):

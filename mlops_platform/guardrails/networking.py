@@ -1,6 +1,4 @@
-"""The platform's own SageMaker rules, which cdk-nag does not have; run on every synth and fail it.
-
-They read the synthesized templates (so they see what CloudFormation will get):
+"""Networking rules for the training cluster: what HyperPod and FSx for Lustre check when they start.
 
 - ``MLOps-HyperPodEfaSelfRules``: every security group of a HyperPod cluster
   admits all traffic from itself and sends all traffic to itself (EFA).
@@ -14,20 +12,10 @@ They read the synthesized templates (so they see what CloudFormation will get):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import jsii
-from aws_cdk import (
-    IPolicyValidationContext,
-    IPolicyValidationPlugin,
-    PolicyValidationPluginReport,
-    PolicyViolatingResource,
-    PolicyViolation,
-)
+from mlops_platform.guardrails.core import Finding, GuardrailSettings, StageTemplates
 
 RULES = {
     "MLOps-HyperPodEfaSelfRules": "HyperPod security groups need all-traffic ingress and egress to themselves for EFA.",
@@ -37,39 +25,37 @@ RULES = {
 }
 
 
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    logical_id: str
-    location: str
-
-
-def check_template(template: dict[str, Any]) -> list[Finding]:
-    """Every rule over one CloudFormation template."""
-    resources = template.get("Resources", {})
-    findings: list[Finding] = []
-    for logical_id, resource in resources.items():
-        props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::SageMaker::Cluster":
-            groups = _refs(props.get("VpcConfig", {}).get("SecurityGroupIds", []))
-            # No group, or one from outside the stack (""), cannot be verified and fails.
-            for group in groups or [""]:
-                if not _has_self_rule(resources, group):
-                    findings.append(Finding("MLOps-HyperPodEfaSelfRules", logical_id, "VpcConfig.SecurityGroupIds"))
-            for subnet in _refs(props.get("VpcConfig", {}).get("Subnets", [])) or [""]:
-                if not _is_private(resources, subnet):
-                    findings.append(Finding("MLOps-HyperPodPrivateSubnet", logical_id, "VpcConfig.Subnets"))
-            for i, group in enumerate(props.get("InstanceGroups", [])):
-                uri = group.get("LifeCycleConfig", {}).get("SourceS3Uri")
-                if not (isinstance(uri, str) and uri.startswith("s3://sagemaker-")):
-                    findings.append(
-                        Finding("MLOps-HyperPodLifecycleBucket", logical_id, f"InstanceGroups[{i}].LifeCycleConfig")
-                    )
-        if resource["Type"] == "AWS::FSx::FileSystem" and props.get("FileSystemType") == "LUSTRE":
-            for group in _refs(props.get("SecurityGroupIds", [])) or [""]:
-                if not _admits_lustre(resources, group):
-                    findings.append(Finding("MLOps-FsxLustrePorts", logical_id, "SecurityGroupIds"))
-    return findings
+def check(stage: StageTemplates, settings: GuardrailSettings) -> Iterator[Finding]:
+    for stack in stage.stacks:
+        resources = stack.resources
+        for logical_id, resource in resources.items():
+            props = resource.get("Properties", {})
+            if resource["Type"] == "AWS::SageMaker::Cluster":
+                groups = _refs(props.get("VpcConfig", {}).get("SecurityGroupIds", []))
+                # No group, or one from outside the stack (""), cannot be verified and fails.
+                for group in groups or [""]:
+                    if not _has_self_rule(resources, group):
+                        yield Finding(
+                            "MLOps-HyperPodEfaSelfRules", logical_id, "VpcConfig.SecurityGroupIds", template=stack.path
+                        )
+                for subnet in _refs(props.get("VpcConfig", {}).get("Subnets", [])) or [""]:
+                    if not _is_private(resources, subnet):
+                        yield Finding(
+                            "MLOps-HyperPodPrivateSubnet", logical_id, "VpcConfig.Subnets", template=stack.path
+                        )
+                for i, group in enumerate(props.get("InstanceGroups", [])):
+                    uri = group.get("LifeCycleConfig", {}).get("SourceS3Uri")
+                    if not (isinstance(uri, str) and uri.startswith("s3://sagemaker-")):
+                        yield Finding(
+                            "MLOps-HyperPodLifecycleBucket",
+                            logical_id,
+                            f"InstanceGroups[{i}].LifeCycleConfig",
+                            template=stack.path,
+                        )
+            if resource["Type"] == "AWS::FSx::FileSystem" and props.get("FileSystemType") == "LUSTRE":
+                for group in _refs(props.get("SecurityGroupIds", [])) or [""]:
+                    if not _admits_lustre(resources, group):
+                        yield Finding("MLOps-FsxLustrePorts", logical_id, "SecurityGroupIds", template=stack.path)
 
 
 def _refs(values: Any) -> list[str]:
@@ -133,37 +119,3 @@ def _is_private(resources: dict, subnet: str) -> bool:
             if gateway and resources.get(gateway[0], {}).get("Type") == "AWS::EC2::InternetGateway":
                 return False
     return True
-
-
-@jsii.implements(IPolicyValidationPlugin)
-class GuardrailsPlugin:
-    """CDK validation plugin running :func:`check_template` over every template of a stage."""
-
-    @property
-    def name(self) -> str:
-        return "MLOpsGuardrails"
-
-    @property
-    def version(self) -> str | None:
-        return "1"
-
-    @property
-    def rule_ids(self) -> list[str] | None:
-        return list(RULES)
-
-    def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
-        violations: dict[str, list[PolicyViolatingResource]] = {}
-        for path in context.template_paths:
-            for finding in check_template(json.loads(Path(path).read_text())):
-                violations.setdefault(finding.rule, []).append(
-                    PolicyViolatingResource(
-                        locations=[finding.location], resource_logical_id=finding.logical_id, template_path=path
-                    )
-                )
-        return PolicyValidationPluginReport(
-            success=not violations,
-            violations=[
-                PolicyViolation(rule_name=rule, description=RULES[rule], violating_resources=found, severity="error")
-                for rule, found in sorted(violations.items())
-            ],
-        )
