@@ -80,9 +80,17 @@ lint: synth $(CHECKOV_VENV)/.installed  ## synth, then ruff, mypy, cfn-lint, che
 bench: setup  ## time synth (example config and 10 projects) and the test suite
 	@$(PY) scripts/bench.py
 
-deploy-release: setup  ## PROJECT=<p> STAGE=<staging|prod>: export its release, cdk deploy its serving stack, verify
-	@test -n "$(PROJECT)" -a -n "$(STAGE)" || { echo "usage: make deploy-release PROJECT=<project> STAGE=<staging|prod>" >&2; exit 2; }
-	@$(PY) scripts/deploy_release.py "$(PROJECT)" "$(STAGE)" $(if $(MODEL_PACKAGE_ARN),--expect-arn "$(MODEL_PACKAGE_ARN)")
+# Deploy input is data, never code: make never expands PROJECT, STAGE or MODEL_PACKAGE_ARN (a `$` in a
+# value would let make run $(shell ...) when it exports or expands it), no recipe line names them, and the
+# script reads them from its environment and validates them before any step runs.
+ifneq ($(findstring $$,$(value PROJECT)$(value STAGE)$(value MODEL_PACKAGE_ARN)),)
+$(error deploy-release: refused: PROJECT, STAGE and MODEL_PACKAGE_ARN must not contain '$$')
+endif
+
+deploy-release:  ## PROJECT=<p> STAGE=<staging|prod>: export its release, cdk deploy its serving stack, verify
+	@$(PYTHON) scripts/deploy_release.py --from-env --check-only
+	@$(MAKE) --no-print-directory setup
+	@$(PY) scripts/deploy_release.py --from-env
 
 clean:  ## remove build output (keeps the venv and node_modules)
 	rm -rf cdk.out .cache .pytest_cache releases

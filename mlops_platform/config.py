@@ -763,12 +763,15 @@ class Promotion(_Strict):
     """What the staging shadow test must show before ``mlops promote --to prod``.
 
     Defaults: at least 100 shadowed requests, at most 1 % errors, average latency
-    at most 20 % above the champion's.
+    at most 20 % above the champion's; ``min_agreement_percent`` unset (agreement
+    is reported, not gated). Set, the paired champion/challenger captures must
+    agree at least that often, and a window without pairs refuses.
     """
 
     min_shadow_invocations: int = Field(default=100, ge=0)
     max_error_rate_percent: float = Field(default=1.0, ge=0, le=100)
     max_latency_increase_percent: float = Field(default=20.0, ge=0)
+    min_agreement_percent: float | None = Field(default=None, ge=0, le=100)
 
 
 def _default_variants(stage: str) -> list[Variant]:

@@ -73,8 +73,9 @@ class BaselineStack(Stack):
                 key=self.key,
                 flow_log_retention=_RETENTION[platform.network.flow_log_retention_days],
             )
-        if role in ("staging", "prod"):
-            # Endpoint alarms publish to topics encrypted with this key.
+        if role in ("governance", "staging", "prod"):
+            # Endpoint alarms (staging, prod) and the approval dead-letter alarm (governance) publish to topics
+            # encrypted with this key.
             platform_key.admit_service("CloudWatchAlarms", "cloudwatch.amazonaws.com")
 
     def require_network(self) -> PrivateNetwork:

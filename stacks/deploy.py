@@ -41,6 +41,8 @@ VARIABLES = {
     "STAGE": "staging or prod",
     "MODEL_PACKAGE_ARN": "the version the triggering release names (the release table decides what deploys)",
 }
+# The build reads its own execution's trigger through this variable (scripts/deploy_release.py).
+EXECUTION_VARIABLE = "PIPELINE_EXECUTION_ID"
 # A prod blue/green update may run up to SageMaker's execution timeout; an hour more for synth, deploy and verify.
 BUILD_TIMEOUT_MINUTES = BLUE_GREEN_EXECUTION_TIMEOUT_SECONDS[1] // 60 + 60
 BUILD_SPEC = json.dumps(
@@ -49,9 +51,13 @@ BUILD_SPEC = json.dumps(
         "env": {"shell": "bash"},
         "phases": {
             "install": {"runtime-versions": {"python": "3.12", "nodejs": "22"}},
+            # Pipeline input is data, never code: no command names a variable, so no shell or make ever
+            # expands one; the script reads them from the environment and refuses bad ones (stdlib only,
+            # before the venv or make exist), then make's own guard and the script check them again.
             "build": {
                 "commands": [
-                    'make deploy-release PROJECT="$PROJECT" STAGE="$STAGE" MODEL_PACKAGE_ARN="$MODEL_PACKAGE_ARN"'
+                    "python3 scripts/deploy_release.py --from-env --check-only",
+                    "make deploy-release",
                 ]
             },
         },
@@ -121,6 +127,12 @@ class DeployStack(Stack):
                         for project in sorted(config.projects)
                         for stage in SERVING_STAGES
                     ],
+                ),
+                # Who started the execution: only the approval handlers and mlops promote may deploy.
+                iam.PolicyStatement(
+                    sid="ReadOwnExecution",
+                    actions=["codepipeline:GetPipelineExecution"],
+                    resources=[f"arn:aws:codepipeline:{self.region}:{self.account}:{pipeline_name}"],
                 ),
                 iam.PolicyStatement(
                     sid="ReadReleases", actions=["dynamodb:Query", "dynamodb:GetItem"], resources=[releases.table_arn]
@@ -242,6 +254,13 @@ class DeployStack(Stack):
                                     [
                                         {"name": name, "value": f"#{{variables.{name}}}", "type": "PLAINTEXT"}
                                         for name in VARIABLES
+                                    ]
+                                    + [
+                                        {
+                                            "name": EXECUTION_VARIABLE,
+                                            "value": "#{codepipeline.PipelineExecutionId}",
+                                            "type": "PLAINTEXT",
+                                        }
                                     ]
                                 ),
                             },

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -239,3 +241,20 @@ class ApprovalStack(Stack):
                     "Key ids differ per account; kms:ResourceAliases pins the dev platform key.",
                 )
             self.functions[construct_id] = function
+
+        # Dead letters are seen: any visible message in the DLQ tells the project's owners (the topic they
+        # subscribe to); `mlops dlq list` shows them.
+        self.dead_letter_alarm = cloudwatch.Alarm(
+            self,
+            "DeadLettersAlarm",
+            alarm_description=f"{project.name}: approval events the handlers could not process are waiting in the "
+            "dead-letter queue (mlops dlq list)",
+            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.dead_letter_alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))

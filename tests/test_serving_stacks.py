@@ -306,6 +306,7 @@ def test_deploy_pipeline_takes_the_release_variables_and_queues(example):
         "PROJECT": "#{variables.PROJECT}",
         "STAGE": "#{variables.STAGE}",
         "MODEL_PACKAGE_ARN": "#{variables.MODEL_PACKAGE_ARN}",
+        "PIPELINE_EXECUTION_ID": "#{codepipeline.PipelineExecutionId}",
     }
     (project,) = _by_type(example.template("mlops-governance-deploy"), "AWS::CodeBuild::Project").values()
     assert "make deploy-release" in project["Properties"]["Source"]["BuildSpec"]

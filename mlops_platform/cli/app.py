@@ -18,7 +18,8 @@ from botocore.exceptions import (
 )
 
 from mlops_platform.cli import core, render, scaling, serving
-from mlops_platform.cli.session import Clients, make_session
+from mlops_platform.cli.credentials import refreshing_session
+from mlops_platform.cli.session import Clients, make_session, session_name
 from mlops_platform.config import SERVING_STAGES, ConfigError, load_config
 
 EXIT_OK, EXIT_AWS, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
@@ -395,7 +396,13 @@ def run(argv: list[str] | None = None) -> int:
     account = args.stage if args.account == STAGE_ACCOUNT else args.account
     region = args.region or config.platform.accounts.of(account).region
     try:
-        session = make_session(profile=args.profile, region=region, role_arn=args.role_arn)
+        if args.role_arn and args.account == STAGE_ACCOUNT:
+            # verify and scaling may wait for a blue/green update longer than one STS session lasts.
+            session = refreshing_session(
+                profile=args.profile, region=region, role_arn=args.role_arn, session_name=session_name()
+            )
+        else:
+            session = make_session(profile=args.profile, region=region, role_arn=args.role_arn)
         return args.func(args, ctx, Clients(session))
     except core.CliError as err:
         return _fail(str(err), err.exit_code)

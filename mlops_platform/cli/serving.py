@@ -223,7 +223,8 @@ def parse_captures(text: str) -> tuple[list[Capture], int]:
             bad += 1
             continue
         metadata = record.get("eventMetadata") or {}
-        event_id = metadata.get("eventId") or metadata.get("inferenceId")
+        # The caller's InferenceId names one request on both variants; eventId only when there is none.
+        event_id = metadata.get("inferenceId") or metadata.get("eventId")
         captures.append(
             Capture(
                 event_id=str(event_id) if event_id else None,
@@ -575,6 +576,18 @@ def evaluate_promotion(report: ShadowReport, rule: Promotion) -> list[str]:
                     f"champion's {champion.latency_ms:.1f} ms; the promotion rule allows "
                     f"{rule.max_latency_increase_percent:g} %"
                 )
+    if rule.min_agreement_percent is not None:
+        agreement = report.agreement
+        if agreement is None or agreement.rate_percent is None:
+            violations.append(
+                "no captured request pairs champion and challenger answered: cannot check the promotion rule's "
+                f"{rule.min_agreement_percent:g} % agreement"
+            )
+        elif agreement.rate_percent < rule.min_agreement_percent:
+            violations.append(
+                f"{label} agrees with the champion in {agreement.rate_percent:.1f} % of {agreement.paired} captured "
+                f"pairs ({agreement.agreed} agree); the promotion rule needs at least {rule.min_agreement_percent:g} %"
+            )
     return violations
 
 
