@@ -13,6 +13,7 @@ import yaml
 
 from app import committed_context, create_app
 from mlops_platform.config import PlatformConfig
+from mlops_platform.context import zone_context_key
 from mlops_platform.release_manifest import Manifests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +126,7 @@ def _context_for(config: PlatformConfig) -> dict:
     context = committed_context()
     for role in ("governance", "dev", "staging", "prod"):
         account = config.platform.accounts.of(role)
-        key = f"availability-zones:account={account.id}:region={account.region}"
+        key = zone_context_key(account.id, account.region)
         context.setdefault(key, [f"{account.region}{z}" for z in "abc"])
     return context
 

@@ -21,6 +21,7 @@ from mlops_platform.cli import core, render, scaling, serving
 from mlops_platform.cli.credentials import refreshing_session
 from mlops_platform.cli.session import Clients, make_session, session_name
 from mlops_platform.config import SERVING_STAGES, ConfigError, load_config
+from mlops_platform.release_manifest import ReleaseManifest
 
 EXIT_OK, EXIT_AWS, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 # Commands whose session works in the account of their --stage.
@@ -299,10 +300,15 @@ def cmd_promote(args: argparse.Namespace, ctx: core.Context, clients: Clients) -
     return EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+def _stage_manifest(args: argparse.Namespace, ctx: core.Context) -> ReleaseManifest | None:
+    """The release manifest of ``--project``/``--stage``: ``--manifest`` or the stage's exported file."""
     ctx.projects(args.project)
     path = args.manifest or serving.default_manifest_path(args.project, args.stage)
-    manifest = serving.read_manifest(path, ctx, args.project, args.stage)
+    return serving.read_manifest(path, ctx, args.project, args.stage)
+
+
+def cmd_verify(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    manifest = _stage_manifest(args, ctx)
     result = serving.verify(
         clients.sagemaker,
         clients.cloudformation,
@@ -332,9 +338,7 @@ def _progress(args: argparse.Namespace) -> Callable[[str], None]:
 
 
 def cmd_scaling_detach(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
-    ctx.projects(args.project)
-    path = args.manifest or serving.default_manifest_path(args.project, args.stage)
-    manifest = serving.read_manifest(path, ctx, args.project, args.stage)
+    manifest = _stage_manifest(args, ctx)
     result = scaling.detach(
         clients.sagemaker,
         _autoscaling(clients),
