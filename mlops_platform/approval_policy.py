@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_platform.approval.policy import Policy
 from mlops_platform.config import PlatformConfig
 from mlops_platform.naming import Naming
 
@@ -21,3 +22,8 @@ def policy_document(config: PlatformConfig, project: str) -> dict[str, Any]:
         "required_evidence": list(approval.required_evidence),
         "allow_self_approval": approval.allow_self_approval,
     }
+
+
+def load_policy(config: PlatformConfig, project: str) -> Policy:
+    """The project's :class:`Policy`, from the same document its approval Lambdas get."""
+    return Policy.from_dict(policy_document(config, project))

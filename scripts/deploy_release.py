@@ -211,7 +211,7 @@ def check_trigger(
     codepipeline: Any, dynamodb: Any, *, project: str, stage: str, execution_id: str, config_dir: Path
 ) -> str | None:
     """Read the execution's trigger and the stage's current release; the refusal, or None."""
-    from mlops_platform.cli.policy import load_approval_module
+    from mlops_platform.approval import releases
     from mlops_platform.config import load_config
     from mlops_platform.naming import Naming
 
@@ -219,7 +219,6 @@ def check_trigger(
     execution = codepipeline.get_pipeline_execution(
         pipelineName=naming.deploy_pipeline(), pipelineExecutionId=execution_id
     )["pipelineExecution"]
-    releases = load_approval_module("releases")
     current = releases.current_release(
         releases.ReleaseTable(dynamodb, naming.releases_table()).releases(project, stage)
     )

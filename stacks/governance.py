@@ -22,8 +22,11 @@ from mlops_platform.config import SERVING_STAGES, ProjectSettings
 from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
 from stacks.components.event_function import EventFunction
+from stacks.components.lambda_asset import bundled_asset
 
-APPROVAL_CODE = Path(__file__).resolve().parent.parent / "lambda" / "approval"
+# Thin handlers; synth bundles the approval core package next to them.
+APPROVAL_HANDLERS = Path(__file__).resolve().parent.parent / "lambda" / "approval"
+APPROVAL_CORE = "mlops_platform.approval"
 
 
 def registry_policy(naming: Naming, project: str) -> dict:
@@ -207,12 +210,13 @@ class ApprovalStack(Stack):
                 [describe, publish, deploy, records("Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem")],
             ),
         }
+        code_dir = bundled_asset(APPROVAL_HANDLERS, APPROVAL_CORE)
         self.functions: dict[str, EventFunction] = {}
         for construct_id, (kind, status, description, statements) in handlers.items():
             function = EventFunction(
                 self,
                 construct_id,
-                code_dir=APPROVAL_CODE,
+                code_dir=code_dir,
                 handler=f"{kind}.handler",
                 description=f"{project.name}: {description}",
                 function_name=f"{naming.prefix}-{project.name}-approval-{kind}",

@@ -8,7 +8,7 @@ import pytest
 from aws_cdk import App, Environment, Stage
 from aws_cdk.assertions import Match, Template
 
-from mlops_platform.cli.policy import load_approval_module
+from mlops_platform.approval import releases as RELEASES  # noqa: N812
 from mlops_platform.config import load_config
 from mlops_platform.naming import Naming
 from mlops_platform.release_manifest import ReleaseManifest, manifest_for
@@ -365,8 +365,6 @@ def test_serverless_prod_falls_back_to_an_all_at_once_update(single_account):
 
 
 # --------------------------------------------------------------------------- the model's journey, record by record
-
-RELEASES = load_approval_module("releases")
 
 
 def _record(version: int, stage: str, recorded_at: str, status: str = "released"):

@@ -33,12 +33,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import messages
-from aws import Clients, deployment_token, get_clients, publish, start_deployment
-from common import Outcome, accept, decide, load_package
-from policy import APPROVED, REVERT_PREFIX, approver_of, evaluate, join_limited
-from releases import RELEASED, Release, ReleaseTable
-from settings import Settings, get_settings
+from mlops_platform.approval import messages
+from mlops_platform.approval.aws import Clients, deployment_token, get_clients, publish, start_deployment
+from mlops_platform.approval.handling import Outcome, accept, decide, load_package
+from mlops_platform.approval.policy import APPROVED, REVERT_PREFIX, approver_of, evaluate, join_limited
+from mlops_platform.approval.releases import RELEASED, Release, ReleaseTable
+from mlops_platform.approval.settings import Settings, get_settings
 
 HANDLER = "guard"
 STAGE = "staging"

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import messages
-from aws import Clients, get_clients, publish
-from common import Outcome, accept, decide, give_back, load_package
-from policy import PENDING, evaluate_model
-from releases import ReleaseTable
-from settings import Settings, get_settings
+from mlops_platform.approval import messages
+from mlops_platform.approval.aws import Clients, get_clients, publish
+from mlops_platform.approval.handling import Outcome, accept, decide, give_back, load_package
+from mlops_platform.approval.policy import PENDING, evaluate_model
+from mlops_platform.approval.releases import ReleaseTable
+from mlops_platform.approval.settings import Settings, get_settings
 
 HANDLER = "notify"
 

@@ -37,11 +37,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-import messages
-from aws import Clients, deployment_token, get_clients, publish, start_deployment
-from common import Outcome, accept, decide, give_back, load_package
-from policy import REJECTED, PackageEvidence
-from releases import (
+from mlops_platform.approval import messages
+from mlops_platform.approval.aws import Clients, deployment_token, get_clients, publish, start_deployment
+from mlops_platform.approval.handling import Outcome, accept, decide, give_back, load_package
+from mlops_platform.approval.policy import REJECTED, PackageEvidence
+from mlops_platform.approval.releases import (
     NO_MODEL,
     NO_MODEL_ARN,
     RELEASED,
@@ -52,9 +52,9 @@ from releases import (
     Rollback,
     previous_release,
 )
-from releases import current_release as current_of
-from settings import Settings, get_settings
-from state_change import StateChange
+from mlops_platform.approval.releases import current_release as current_of
+from mlops_platform.approval.settings import Settings, get_settings
+from mlops_platform.approval.state_change import StateChange
 
 HANDLER = "rejected"
 

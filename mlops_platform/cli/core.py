@@ -7,27 +7,19 @@ line of text; AWS errors propagate as botocore exceptions.
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from mlops_platform.cli.policy import load_approval_module, load_policy
+from mlops_platform.approval import policy as policy_mod
+from mlops_platform.approval import releases as releases_mod
+from mlops_platform.approval.aws import describe_package, read_report
+from mlops_platform.approval.state_change import parse_arn
+from mlops_platform.approval_policy import load_policy
 from mlops_platform.config import PlatformConfig
 from mlops_platform.naming import Naming
 
-PENDING = "PendingManualApproval"
-APPROVED = "Approved"
-REJECTED = "Rejected"
-REPORT_MAX_BYTES = 5 * 1024 * 1024
-
-_PACKAGE_ARN = re.compile(
-    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/(?P<group>[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62})/"
-    r"(?P<version>[1-9]\d{0,9})$"
-)
+PENDING, APPROVED, REJECTED = policy_mod.PENDING, policy_mod.APPROVED, policy_mod.REJECTED
 
 
 class CliError(Exception):
@@ -92,52 +84,26 @@ class Target:
 
 def resolve(ctx: Context, arn: str) -> Target:
     """Project, group and version of a model package ARN; CliError if it is not one of ours."""
-    match = _PACKAGE_ARN.match(arn.strip())
-    if not match:
+    parsed = parse_arn(arn.strip())
+    if parsed is None:
         raise CliError(
             f"'{arn}' is not a model package version ARN (arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION)"
         )
-    project = ctx.project_of_group(match["group"])
-    return Target(arn=arn.strip(), project=project, group=ctx.group(project), version=int(match["version"]))
+    group, version = parsed
+    project = ctx.project_of_group(group)
+    return Target(arn=arn.strip(), project=project, group=ctx.group(project), version=version)
 
 
 def describe(sagemaker: Any, target: Target) -> dict[str, Any]:
-    try:
-        return sagemaker.describe_model_package(ModelPackageName=target.arn)
-    except ClientError as err:
-        error = err.response.get("Error", {})
-        message = str(error.get("Message", "")).lower()
-        if error.get("Code") in ("ValidationException", "ResourceNotFound") and (
-            "not found" in message or "does not exist" in message
-        ):
-            raise CliError(f"unknown model package: {target.arn} does not exist") from None
-        raise
-
-
-def read_report(s3: Any, uri: str | None) -> tuple[Any, str | None]:
-    """Decoded evaluation report, or a problem text for a missing object or non-JSON content."""
-    if not uri:
-        return None, "no evaluation report attached"
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        return None, f"{uri} is not an s3:// URI"
-    bucket, key = uri[5:].split("/", 1)
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(REPORT_MAX_BYTES + 1)
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchBucket", "404", "NotFound"):
-            return None, f"{uri} does not exist"
-        raise
-    if len(body) > REPORT_MAX_BYTES:
-        return None, f"{uri} is too large"
-    try:
-        return json.loads(body), None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None, f"{uri} is not JSON"
+    """DescribeModelPackage; CliError when the version does not exist."""
+    description = describe_package(sagemaker, target.arn)
+    if description is None:
+        raise CliError(f"unknown model package: {target.arn} does not exist")
+    return description
 
 
 def evidence(sagemaker: Any, s3: Any, target: Target) -> tuple[dict[str, Any], Any]:
     """DescribeModelPackage and the parsed evidence (policy.PackageEvidence) of a version."""
-    policy_mod = load_approval_module("policy")
     description = describe(sagemaker, target)
     report, problem = read_report(s3, policy_mod.evaluation_report_uri(description))
     return description, policy_mod.parse_package(description, report, problem)
@@ -212,8 +178,6 @@ class VersionReport:
 
 def show_version(sagemaker: Any, s3: Any, dynamodb: Any, ctx: Context, arn: str) -> VersionReport:
     target = resolve(ctx, arn)
-    policy_mod = load_approval_module("policy")
-    releases_mod = load_approval_module("releases")
     policy = load_policy(ctx.config, target.project)
     description, package = evidence(sagemaker, s3, target)
     table = releases_mod.ReleaseTable(dynamodb, ctx.releases_table)
@@ -259,7 +223,6 @@ def approve(sagemaker: Any, s3: Any, ctx: Context, arn: str, reason: str) -> Upd
     """
     reason = check_reason(reason)
     target = resolve(ctx, arn)
-    policy_mod = load_approval_module("policy")
     policy = load_policy(ctx.config, target.project)
     description, package = evidence(sagemaker, s3, target)
     if package.status == APPROVED:
@@ -309,7 +272,6 @@ class StageReleases:
 
 def releases_overview(dynamodb: Any, ctx: Context, project: str | None = None) -> list[StageReleases]:
     """Per project and stage: the current release, every release record and every rollback."""
-    releases_mod = load_approval_module("releases")
     table = releases_mod.ReleaseTable(dynamodb, ctx.releases_table)
     out = []
     for name in ctx.projects(project):

@@ -9,8 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mlops_platform.approval import policy as policy_mod
 from mlops_platform.cli import core, serving
-from mlops_platform.cli.policy import load_approval_module
 from mlops_platform.config import Promotion
 from mlops_platform.release_manifest import describe as describe_manifest
 
@@ -48,7 +48,6 @@ def pending(rows: list[core.PendingVersion], projects: list[str]) -> None:
 
 
 def version(report: core.VersionReport) -> None:
-    policy_mod = load_approval_module("policy")
     console = _console()
     package, policy, target = report.package, report.policy, report.target
     console.print(f"Model package  {target.arn}")

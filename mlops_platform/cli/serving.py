@@ -25,8 +25,9 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from mlops_platform.approval import aws
+from mlops_platform.approval import releases as releases_mod
 from mlops_platform.cli.core import APPROVED, CliError, Context, PolicyRefusal, check_reason, describe, resolve
-from mlops_platform.cli.policy import load_approval_module
 from mlops_platform.config import ConfigError, Promotion, Variant
 from mlops_platform.release_manifest import (
     ModelVersion,
@@ -111,7 +112,6 @@ def export_manifest(
     current release wins.
     """
     ctx.projects(project)
-    releases_mod = load_approval_module("releases")
     table = releases_mod.ReleaseTable(dynamodb, ctx.releases_table)
     stage_records = table.releases(project, stage)
     prod_records = table.releases(project, "prod") if stage == "staging" else []
@@ -631,7 +631,6 @@ class PromoteResult:
 
 def _start_deployment(codepipeline: Any, ctx: Context, release: Any) -> str:
     """Start the deploy pipeline exactly as the approval Lambdas do (same variables, same token formula)."""
-    aws = load_approval_module("aws")
     return str(
         aws.start_deployment(
             codepipeline,
@@ -668,7 +667,6 @@ def promote(
     """
     reason = check_reason(reason, "with the prod release")
     ctx.projects(project)
-    releases_mod = load_approval_module("releases")
     table = releases_mod.ReleaseTable(dynamodb, ctx.releases_table)
     pipeline = ctx.naming.deploy_pipeline()
 

@@ -9,6 +9,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from mlops_platform.approval import aws
+
 _CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 
@@ -41,47 +43,8 @@ def make_session(*, profile: str | None, region: str, role_arn: str | None) -> b
     )
 
 
-class Clients:
-    """Clients of one session, created on first use."""
+class Clients(aws.Clients):
+    """The approval core's client holder over ``session``, with the CLI's retry settings."""
 
-    def __init__(self, session: boto3.Session) -> None:
-        self._session = session
-        self._clients: dict[str, Any] = {}
-
-    def _get(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self._session.client(service, config=_CONFIG)
-        return self._clients[service]
-
-    @property
-    def sagemaker(self) -> Any:
-        return self._get("sagemaker")
-
-    @property
-    def s3(self) -> Any:
-        return self._get("s3")
-
-    @property
-    def dynamodb(self) -> Any:
-        return self._get("dynamodb")
-
-    @property
-    def cloudwatch(self) -> Any:
-        return self._get("cloudwatch")
-
-    @property
-    def codepipeline(self) -> Any:
-        return self._get("codepipeline")
-
-    @property
-    def cloudformation(self) -> Any:
-        return self._get("cloudformation")
-
-    @property
-    def sts(self) -> Any:
-        return self._get("sts")
-
-    @property
-    def autoscaling(self) -> Any:
-        """Application Auto Scaling (endpoint variant scaling)."""
-        return self._get("application-autoscaling")
+    def __init__(self, session: boto3.Session, **clients: Any) -> None:
+        super().__init__(session, config=_CONFIG, **clients)

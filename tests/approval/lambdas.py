@@ -1,25 +1,20 @@
-"""The modules of the approval Lambda asset (``lambda/approval``), for the tests.
+"""The approval handlers (``lambda/approval``) and the approval core, for the tests.
 
 conftest.py puts ``lambda/approval`` on ``sys.path`` as the Lambda runtime
-does; importing them here keeps that in one place and lets the tests say
-``from tests.approval.lambdas import guard``.
+does (the asset root), so the handlers import by their module names; the core
+is the ``mlops_platform.approval`` package they import.
 """
 
-import aws
-import common
 import guard
-import messages
 import notify
-import policy
 import rejected
-import releases
-import settings
-import state_change
+
+from mlops_platform.approval import aws, handling, messages, policy, releases, settings, state_change
 
 __all__ = [
     "aws",
-    "common",
     "guard",
+    "handling",
     "messages",
     "notify",
     "policy",

@@ -17,9 +17,9 @@ real SageMaker does.
 from __future__ import annotations
 
 import pytest
+from mlops_platform.approval_policy import policy_document
 
 from mlops_platform.cli import core
-from mlops_platform.cli.policy import policy_document
 from mlops_platform.config import load_config
 from tests.approval.lambdas import guard, notify
 from tests.approval.support import ALICE, BOB, GROUP, POLICY_DOCUMENT, state_change_event, write_config

@@ -352,10 +352,11 @@ def test_join_limited_keeps_descriptions_within_the_limit():
 
 
 def test_the_example_configs_policy_document_is_a_valid_lambda_policy():
-    """APPROVAL_POLICY as the CDK stack builds it (mlops_platform.cli.policy) parses in the Lambda."""
+    """APPROVAL_POLICY as the CDK stack builds it (mlops_platform.approval_policy) parses in the Lambda."""
     import json
 
-    from mlops_platform.cli.policy import load_policy, policy_document
+    from mlops_platform.approval_policy import load_policy, policy_document
+
     from mlops_platform.config import load_config
     from mlops_platform.naming import Naming
     from tests.approval.conftest import REPO

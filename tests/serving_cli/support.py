@@ -25,12 +25,10 @@ from typing import Any
 import boto3
 import yaml
 
-from mlops_platform.cli.policy import load_approval_module
+from mlops_platform.approval import releases
 from mlops_platform.config import load_config
 from mlops_platform.naming import Naming
 from tests.moto_governance import create_deploy_pipeline, create_release_table, deploy_executions
-
-releases = load_approval_module("releases")
 
 REGION = "eu-west-1"
 GOVERNANCE = "123456789012"  # moto's default account

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from policy import (
+from mlops_platform.approval.policy import (
     EVIDENCE_KINDS,
     EVIDENCE_LABELS,
     PENDING,

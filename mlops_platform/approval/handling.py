@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws import Clients, describe_package, read_report
-from log import log
-from policy import PackageEvidence, evaluation_report_uri, parse_package
-from releases import ReleaseTable
-from settings import Settings
-from state_change import MalformedEvent, StateChange, parse
+from mlops_platform.approval.aws import Clients, describe_package, read_report
+from mlops_platform.approval.log import log
+from mlops_platform.approval.policy import PackageEvidence, evaluation_report_uri, parse_package
+from mlops_platform.approval.releases import ReleaseTable
+from mlops_platform.approval.settings import Settings
+from mlops_platform.approval.state_change import MalformedEvent, StateChange, parse
 
 
 class Outcome(dict):

@@ -26,7 +26,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from policy import Policy, PolicyError
+from mlops_platform.approval.policy import Policy, PolicyError
 
 REQUIRED = ("TOPIC_ARN", "RELEASES_TABLE", "DEPLOY_PIPELINE_NAME", "APPROVAL_POLICY")
 

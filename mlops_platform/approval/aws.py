@@ -17,45 +17,57 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-SERVICES = ("sagemaker", "s3", "sns", "dynamodb", "codepipeline")
-_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+# Attribute name -> boto3 service name.
+SERVICES = {
+    "sagemaker": "sagemaker",
+    "s3": "s3",
+    "sns": "sns",
+    "sqs": "sqs",
+    "dynamodb": "dynamodb",
+    "codepipeline": "codepipeline",
+    "cloudwatch": "cloudwatch",
+    "cloudformation": "cloudformation",
+    "sts": "sts",
+    "autoscaling": "application-autoscaling",
+    "lambda_": "lambda",
+}
+LAMBDA_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 REPORT_MAX_BYTES = 5 * 1024 * 1024
 _MISSING_OBJECT = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
 
 
 class Clients:
-    """The handlers' boto3 clients, each created on first use. Pass ready-made ones (tests) as keywords."""
+    """boto3 clients of one session, each created on first use; used by the handlers and the CLI.
 
-    def __init__(self, **clients: Any) -> None:
+    ``session``: a boto3 session (default: boto3's default session, as in
+    Lambda). Ready-made clients (tests) are passed as keywords and win.
+    """
+
+    def __init__(self, session: Any = None, *, config: Config = LAMBDA_CONFIG, **clients: Any) -> None:
         unknown = set(clients) - set(SERVICES)
         if unknown:
             raise TypeError(f"unknown clients: {', '.join(sorted(unknown))}")
+        self._session = session
+        self._config = config
         self._clients: dict[str, Any] = dict(clients)
 
-    def _get(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = boto3.client(service, config=_CONFIG)
-        return self._clients[service]
+    def _get(self, name: str) -> Any:
+        if name not in self._clients:
+            factory = self._session.client if self._session is not None else boto3.client
+            self._clients[name] = factory(SERVICES[name], config=self._config)
+        return self._clients[name]
 
-    @property
-    def sagemaker(self) -> Any:
-        return self._get("sagemaker")
-
-    @property
-    def s3(self) -> Any:
-        return self._get("s3")
-
-    @property
-    def sns(self) -> Any:
-        return self._get("sns")
-
-    @property
-    def dynamodb(self) -> Any:
-        return self._get("dynamodb")
-
-    @property
-    def codepipeline(self) -> Any:
-        return self._get("codepipeline")
+    sagemaker = property(lambda self: self._get("sagemaker"))
+    s3 = property(lambda self: self._get("s3"))
+    sns = property(lambda self: self._get("sns"))
+    sqs = property(lambda self: self._get("sqs"))
+    dynamodb = property(lambda self: self._get("dynamodb"))
+    codepipeline = property(lambda self: self._get("codepipeline"))
+    cloudwatch = property(lambda self: self._get("cloudwatch"))
+    cloudformation = property(lambda self: self._get("cloudformation"))
+    sts = property(lambda self: self._get("sts"))
+    autoscaling = property(lambda self: self._get("autoscaling"), doc="Application Auto Scaling")
+    lambda_ = property(lambda self: self._get("lambda_"))
 
 
 _default: Clients | None = None
