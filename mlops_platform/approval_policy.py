@@ -13,14 +13,17 @@ def policy_document(config: PlatformConfig, project: str) -> dict[str, Any]:
     """The ``APPROVAL_POLICY`` document of ``project``: its approval section plus registry names."""
     settings = config.projects[project]
     approval = settings.approval
+    naming = Naming(config.platform)
     return {
         "project": settings.name,
-        "model_package_group": Naming(config.platform).model_package_group(settings.name),
+        "model_package_group": naming.model_package_group(settings.name),
         "approvers": list(approval.approvers),
         "primary_metric": approval.primary_metric,
         "metric_thresholds": dict(sorted(approval.metric_thresholds.items())),
         "required_evidence": list(approval.required_evidence),
         "allow_self_approval": approval.allow_self_approval,
+        "approver_role_arn": naming.approver_role_arn(settings.name),
+        "studio_role_arn": naming.role_arn(settings.name, "dev", "lead"),
     }
 
 

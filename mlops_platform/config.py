@@ -891,6 +891,12 @@ class ProjectSettings(_Strict):
             if approver.startswith("arn:"):
                 if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", approver):
                     raise ValueError(f"approval.approvers: '{approver}' is not an IAM role ARN")
+            elif len(approver) < 2:
+                # The CLI passes the name as STS SourceIdentity, which AssumeRole takes at 2 to 64 characters.
+                raise ValueError(
+                    f"approval.approvers: '{approver}' is too short to approve from the CLI: the approver's name is "
+                    "its STS source identity, 2 to 64 characters; give the lead a longer user name"
+                )
             elif approver not in leads:
                 raise ValueError(
                     f"approval.approvers: '{approver}' must be a member with persona 'lead' "

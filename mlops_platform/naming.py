@@ -123,6 +123,14 @@ class Naming:
     def role_arn(self, project: str, role: str, purpose: str) -> str:
         return f"arn:aws:iam::{self.account(role)}:role/{self.role_name(project, role, purpose)}"
 
+    def api_call_trail(self) -> str:
+        """CloudTrail trail of the governance account (the approval guard's source of who approved)."""
+        return f"{self.prefix}-api-calls"
+
+    def approver_role_arn(self, project: str) -> str:
+        """Governance role a project's approvers assume, with their name as STS source identity."""
+        return self.role_arn(project, "governance", "approver")
+
     def pipeline_role_arn(self, project: str) -> str:
         return self.role_arn(project, "dev", "pipeline")
 
@@ -132,6 +140,10 @@ class Naming:
 
     def pipeline_name(self, project: str) -> str:
         return f"{self.prefix}-{project}"
+
+    def approval_dead_letter_queue(self, project: str) -> str:
+        """SQS queue in governance taking the project's failed approval events (``mlops dlq``)."""
+        return f"{self.prefix}-{project}-approval-dead-letters"
 
     def endpoint_name(self, project: str, stage: str) -> str:
         """Stable endpoint name per project and stage; its configs and models are never named."""

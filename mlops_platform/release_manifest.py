@@ -18,10 +18,11 @@ import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import Field, field_validator
 
+from mlops_platform.approval.releases import Release, current_release, previous_release
 from mlops_platform.config import SERVING_STAGES, ConfigError, PlatformConfig, ProjectName, _parse, _show, _Strict
 from mlops_platform.naming import Naming
 
@@ -145,26 +146,12 @@ def write_manifest(releases_dir: Path, project: str, stage: str, manifest: Relea
 # --------------------------------------------------------------------------- from release records
 
 
-class ReleaseRecord(Protocol):
-    """The fields of a release record (``lambda/approval/releases.py``) a manifest needs."""
-
-    version: int
-    model_package_arn: str
-    status: str
-    recorded_at: str
-
-
-def _current(records: Iterable[ReleaseRecord], *, without: int | None = None) -> ReleaseRecord | None:
-    live = [r for r in records if r.status == "released" and r.version != without]
-    return max(live, key=lambda r: (r.recorded_at, r.version)) if live else None
-
-
-def _ref(record: ReleaseRecord) -> ModelVersion:
+def _ref(record: Release) -> ModelVersion:
     return ModelVersion(version=record.version, model_package_arn=record.model_package_arn)
 
 
 def manifest_for(
-    project: str, stage: str, stage_records: Iterable[ReleaseRecord], prod_records: Iterable[ReleaseRecord] = ()
+    project: str, stage: str, stage_records: Iterable[Release], prod_records: Iterable[Release] = ()
 ) -> ReleaseManifest | None:
     """The manifest a stage serves given its release records (``None``: nothing released).
 
@@ -173,12 +160,12 @@ def manifest_for(
     champion equal to the challenger is dropped (the stage then serves one model).
     """
     stage_records = list(stage_records)
-    challenger = _current(stage_records)
+    challenger = current_release(stage_records)
     if challenger is None:
         return None
-    champion = _current(stage_records, without=challenger.version)
+    champion = previous_release(stage_records, challenger.version)
     if stage == "staging":
-        champion = _current(prod_records) or champion
+        champion = current_release(prod_records) or champion
     if champion is not None and champion.version == challenger.version:
         champion = None
     return ReleaseManifest(

@@ -15,6 +15,7 @@ from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
 from stacks.components.network import PrivateNetwork
 from stacks.components.storage import ArtifactsBucket, PlatformKey
+from stacks.components.trail import ApiCallTrail
 
 
 class BaselineStack(Stack):
@@ -62,6 +63,11 @@ class BaselineStack(Stack):
             self.releases = self._releases_table(naming)
             # The approval rules deliver undeliverable events to KMS-encrypted dead-letter queues.
             platform_key.admit_service("EventBridgeDeadLetters", "events.amazonaws.com")
+            # The guard learns who approved from the CloudTrail record of the call; EventBridge
+            # receives those records only while a trail records management events.
+            self.trail = ApiCallTrail(
+                self, "ApiCalls", trail_name=naming.api_call_trail(), key=self.key, bucket=self.artifacts
+            )
         self.network: PrivateNetwork | None = None
         if role != "governance":
             self.network = PrivateNetwork(

@@ -18,6 +18,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from mlops_platform.approval.releases import leading_key_patterns as release_keys
 from mlops_platform.config import SERVING_STAGES, ProjectSettings
 from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
@@ -27,6 +28,8 @@ from stacks.components.lambda_asset import bundled_asset
 # Thin handlers; synth bundles the approval core package next to them.
 APPROVAL_HANDLERS = Path(__file__).resolve().parent.parent / "lambda" / "approval"
 APPROVAL_CORE = "mlops_platform.approval"
+# Principal tag (IAM user tag or Identity Center session tag) naming the person behind a session.
+APPROVER_TAG = "mlops-person"
 
 
 def registry_policy(naming: Naming, project: str) -> dict:
@@ -142,6 +145,7 @@ class ApprovalStack(Stack):
         self.dead_letters = sqs.Queue(
             self,
             "DeadLetters",
+            queue_name=naming.approval_dead_letter_queue(project.name),
             encryption=sqs.QueueEncryption.KMS,
             encryption_master_key=key,
             enforce_ssl=True,
@@ -167,6 +171,13 @@ class ApprovalStack(Stack):
         read_report = iam.PolicyStatement(
             sid="ReadEvaluationReport", actions=["s3:GetObject"], resources=[evaluation_reports]
         )
+        # Without ListBucket a missing report is AccessDenied (an outage); with it, NoSuchKey (a reason).
+        list_reports = iam.PolicyStatement(
+            sid="ListEvaluationReports",
+            actions=["s3:ListBucket"],
+            resources=[naming.bucket_arn("dev")],
+            conditions={"StringLike": {"s3:prefix": [f"{naming.project_prefix(project.name)}/*"]}},
+        )
         decrypt_dev = iam.PolicyStatement(
             sid="DecryptDevArtifacts",
             actions=["kms:Decrypt"],
@@ -178,41 +189,87 @@ class ApprovalStack(Stack):
         )
 
         def records(*actions: str) -> iam.PolicyStatement:
-            return iam.PolicyStatement(sid="Releases", actions=[f"dynamodb:{a}" for a in actions], resources=[table])
+            """Items of this project only: every key of the releases table starts with ``<kind>#<project>#``."""
+            return iam.PolicyStatement(
+                sid="Releases",
+                actions=[f"dynamodb:{a}" for a in actions],
+                resources=[table],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": release_keys(project.name)}},
+            )
 
+        def state_change(*statuses: str) -> events.EventPattern:
+            return events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Model Package State Change"],
+                detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": list(statuses)},
+            )
+
+        # The CloudTrail record of the call that approved: it names the caller, who is the approver.
+        approved = {"modelApprovalStatus": ["Approved"]}
+        approval_call = events.EventPattern(
+            source=["aws.sagemaker"],
+            detail_type=["AWS API Call via CloudTrail"],
+            detail={
+                "eventSource": ["sagemaker.amazonaws.com"],
+                "errorCode": [{"exists": False}],
+                "$or": [
+                    {
+                        "eventName": ["UpdateModelPackage"],
+                        "requestParameters": {**approved, "modelPackageArn": [{"prefix": versions.removesuffix("*")}]},
+                    },
+                    {
+                        "eventName": ["CreateModelPackage"],
+                        "requestParameters": {
+                            **approved,
+                            "modelPackageGroupName": [group, naming.model_package_group_arn(project.name)],
+                        },
+                    },
+                ],
+            },
+        )
         handlers = {
             "Notify": (
                 "notify",
-                "PendingManualApproval",
+                state_change("PendingManualApproval"),
                 "Tell approvers about a new version",
-                [describe, read_report, decrypt_dev, publish, records("PutItem", "DeleteItem")],
+                [describe, read_report, list_reports, decrypt_dev, publish, records("GetItem", "PutItem")],
             ),
             "Guard": (
                 "guard",
-                "Approved",
+                approval_call,
                 "Check an approval against the policy; release or revert it",
                 [
                     describe,
                     read_report,
+                    list_reports,
                     decrypt_dev,
                     publish,
                     deploy,
                     iam.PolicyStatement(
                         sid="RevertApproval", actions=["sagemaker:UpdateModelPackage"], resources=[versions]
                     ),
-                    records("PutItem", "GetItem", "UpdateItem"),
+                    records("Query", "PutItem", "GetItem", "UpdateItem"),
                 ],
             ),
             "Rejected": (
                 "rejected",
-                "Rejected",
-                "Report a rejection; roll back a released version",
-                [describe, publish, deploy, records("Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem")],
+                # Approved -> PendingManualApproval withdraws an approval: a revocation like Rejected.
+                state_change("Rejected", "PendingManualApproval"),
+                "Revoke a rejected or withdrawn version; roll back what it served",
+                [
+                    describe,
+                    publish,
+                    deploy,
+                    iam.PolicyStatement(
+                        sid="RestoreRejection", actions=["sagemaker:UpdateModelPackage"], resources=[versions]
+                    ),
+                    records("Query", "GetItem", "PutItem", "UpdateItem"),
+                ],
             ),
         }
         code_dir = bundled_asset(APPROVAL_HANDLERS, APPROVAL_CORE)
         self.functions: dict[str, EventFunction] = {}
-        for construct_id, (kind, status, description, statements) in handlers.items():
+        for construct_id, (kind, pattern, description, statements) in handlers.items():
             function = EventFunction(
                 self,
                 construct_id,
@@ -221,11 +278,7 @@ class ApprovalStack(Stack):
                 description=f"{project.name}: {description}",
                 function_name=f"{naming.prefix}-{project.name}-approval-{kind}",
                 role_name=naming.role_name(project.name, "governance", kind),
-                event_pattern=events.EventPattern(
-                    source=["aws.sagemaker"],
-                    detail_type=["SageMaker Model Package State Change"],
-                    detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": [status]},
-                ),
+                event_pattern=pattern,
                 environment=environment,
                 statements=statements,
                 key=key,
@@ -262,3 +315,59 @@ class ApprovalStack(Stack):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.dead_letter_alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+
+        named = [a for a in project.approval.approvers if not a.startswith("arn:")]
+        self.approver_role = (
+            self._approver_role(project.name, naming, named, [describe, read_report, list_reports, decrypt_dev])
+            if named
+            else None
+        )
+
+    def _approver_role(
+        self, project: str, naming: Naming, names: list[str], reads: list[iam.PolicyStatement]
+    ) -> iam.Role:
+        """The role ``mlops approve --as NAME`` assumes; each session carries the person as STS source identity.
+
+        The trust policy admits principals of this account only, and only when
+        the source identity they set is one of ``names`` and equals their own
+        ``mlops-person`` principal tag (an IAM user tag, or an IAM Identity
+        Center attribute passed as a session tag), so nobody can pass as
+        another approver. A source identity cannot be changed later in the
+        session chain, and CloudTrail records it on every call.
+        """
+        person = {
+            "StringLike": {"sts:SourceIdentity": sorted(names)},
+            "StringEquals": {"sts:SourceIdentity": "${aws:PrincipalTag/" + APPROVER_TAG + "}"},
+        }
+        role = iam.Role(
+            self,
+            "ApproverRole",
+            role_name=naming.role_name(project, "governance", "approver"),
+            description=f"Approvers of {project}: approve or reject versions, as themselves",
+            assumed_by=iam.AccountPrincipal(self.account).with_conditions(person),
+            max_session_duration=Duration.hours(1),
+        )
+        role.assume_role_policy.add_statements(  # type: ignore[union-attr]
+            iam.PolicyStatement(
+                actions=["sts:SetSourceIdentity"], principals=[iam.AccountPrincipal(self.account)], conditions=person
+            )
+        )
+        versions = naming.model_package_arns(project)
+        policy = iam.ManagedPolicy(
+            self,
+            "ApproverPolicy",
+            roles=[role],
+            statements=[
+                *reads,
+                iam.PolicyStatement(
+                    sid="ApproveOrReject", actions=["sagemaker:UpdateModelPackage"], resources=[versions]
+                ),
+            ],
+        )
+        for resource, reason in (
+            (versions, "Versions of this project's model package group only."),
+            (f"{naming.bucket_arn('dev')}/{naming.project_prefix(project)}/*", "The project's evaluation reports."),
+            (naming.key_arn_pattern("dev"), "Key ids differ per account; kms:ResourceAliases pins the dev key."),
+        ):
+            acknowledge(policy, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
+        return role

@@ -46,6 +46,7 @@ def build_platform(
             ("prod", "model"),
             ("governance", "notify"),
             ("governance", "guard"),
+            ("governance", "approver"),
         )
     ]
     stages: dict[str, Stage] = {}

@@ -12,6 +12,7 @@ from mlops_platform.config import PlatformSettings, ProjectSettings
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
 from stacks.components.personas import PersonaRoles
+from stacks.components.roles import allow_source_identity
 
 
 class StudioStack(Stack):
@@ -55,6 +56,7 @@ class StudioStack(Stack):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Studio default: no project access until a project profile assigns a persona role",
         )
+        allow_source_identity(self.default_role, "sagemaker.amazonaws.com")
         self.domain = sagemaker.CfnDomain(
             self,
             "Domain",
@@ -79,7 +81,10 @@ class StudioStack(Stack):
                 ),
             ),
             domain_settings=sagemaker.CfnDomain.DomainSettingsProperty(
-                security_group_ids=[self.security_group.security_group_id]
+                security_group_ids=[self.security_group.security_group_id],
+                # Every session carries its user profile name as STS source identity: CloudTrail and the
+                # approval guard see which person acted, not only which persona role.
+                execution_role_identity_config="USER_PROFILE_NAME",
             ),
         )
         self.domain.apply_removal_policy(RemovalPolicy.RETAIN)

@@ -212,6 +212,13 @@ BAD_CONFIGS = [
         ["approval.approvers", "persona 'lead'"],
     ),
     (
+        "approver-name-too-short-for-source-identity",
+        None,
+        {"churn": _project(**{"members.0.user": "a", "approval.approvers": ["a"]})},
+        "churn.yaml",
+        ["approval.approvers", "'a'", "source identity, 2 to 64"],
+    ),
+    (
         "primary-metric-without-threshold",
         None,
         {"churn": _project(**{"approval.primary_metric": "f1"})},

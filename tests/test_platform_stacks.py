@@ -199,6 +199,7 @@ def test_dev_bucket_and_key_trust_only_named_cross_account_roles(example):
         if str(s.get("Sid", "")).startswith("ExternalRead")
     ]
     assert sorted(s["Condition"]["ArnEquals"]["aws:PrincipalArn"] for s in external) == [
+        "arn:aws:iam::111111111111:role/mlops-churn-governance-approver",
         "arn:aws:iam::111111111111:role/mlops-churn-governance-guard",
         "arn:aws:iam::111111111111:role/mlops-churn-governance-notify",
         "arn:aws:iam::333333333333:role/mlops-churn-staging-model",
@@ -442,19 +443,27 @@ def test_no_feature_store_stack_without_feature_groups(single_account):
 APPROVAL = "mlops-governance-churn-approval"
 
 
+STATE_CHANGE = {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Model Package State Change"]}
+APPROVAL_CALL = {"source": ["aws.sagemaker"], "detail-type": ["AWS API Call via CloudTrail"]}
+
+
 @pytest.mark.parametrize(
-    "kind,status", [("notify", "PendingManualApproval"), ("guard", "Approved"), ("rejected", "Rejected")]
-)
-def test_each_status_has_its_rule_and_handler(example, kind, status):
+    "kind,pattern",
+    [
+        ("notify", {**STATE_CHANGE, "detail": {"ModelPackageGroupName": ["mlops-churn"],
+                                               "ModelApprovalStatus": ["PendingManualApproval"]}}),
+        # The guard's pattern in full: tests/approval/test_workflow_stack.py.
+        ("guard", Match.object_like(APPROVAL_CALL)),
+        ("rejected", {**STATE_CHANGE, "detail": {"ModelPackageGroupName": ["mlops-churn"],
+                                                 "ModelApprovalStatus": ["Rejected", "PendingManualApproval"]}}),
+    ],
+)  # fmt: skip
+def test_each_handler_has_its_rule(example, kind, pattern):
     template = t(example, APPROVAL)
     template.has_resource_properties(
         "AWS::Events::Rule",
         {
-            "EventPattern": {
-                "source": ["aws.sagemaker"],
-                "detail-type": ["SageMaker Model Package State Change"],
-                "detail": {"ModelPackageGroupName": ["mlops-churn"], "ModelApprovalStatus": [status]},
-            },
+            "EventPattern": pattern,
             "Targets": [
                 Match.object_like(
                     {"DeadLetterConfig": {"Arn": Match.any_value()}, "RetryPolicy": {"MaximumRetryAttempts": 4}}
@@ -470,7 +479,7 @@ def test_each_status_has_its_rule_and_handler(example, kind, status):
             "Runtime": "python3.14",
             "ReservedConcurrentExecutions": Match.absent(),  # a new account's quota of 10 refuses any
             "KmsKeyArn": {"Fn::ImportValue": Match.string_like_regexp("^mlops-governance-baseline:")},
-            "DeadLetterConfig": {"TargetArn": Match.any_value()},
+            "DeadLetterConfig": Match.absent(),  # failures go to the on-failure destination, as records
             "Environment": {
                 "Variables": {
                     "RELEASES_TABLE": "mlops-releases",
@@ -501,19 +510,17 @@ def test_reserved_concurrency_only_where_config_asks(single_account):
     assert single_account.error is None
 
 
-def test_only_the_guard_may_change_a_version(example):
+def test_only_the_guard_the_revocation_handler_and_the_approver_role_may_change_a_version(example):
+    """The guard reverts, the rejected handler restores a rejection a revert overwrote, approvers decide."""
     policies = example.resources(APPROVAL, "AWS::IAM::ManagedPolicy").values()
-    updaters = [
-        p
+    updaters = {
+        s["Sid"]: s["Resource"]
         for p in policies
         for s in p["Properties"]["PolicyDocument"]["Statement"]
         if "sagemaker:UpdateModelPackage" in json.dumps(s["Action"])
-    ]
-    assert len(updaters) == 1
-    statement = next(
-        s for s in updaters[0]["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "RevertApproval"
-    )
-    assert statement["Resource"] == "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-churn/*"
+    }
+    versions = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlops-churn/*"
+    assert updaters == {"RevertApproval": versions, "RestoreRejection": versions, "ApproveOrReject": versions}
 
 
 def test_dead_letter_queue_is_encrypted(example):

@@ -11,10 +11,10 @@ summary to the approvers' SNS topic: metrics against thresholds (pass/fail),
 evidence, who registered it, whether the guard reverted an approval, and the
 exact ``mlops approve/reject`` commands.
 
-Idempotency: the event id is claimed in the releases table
-(``pk="event#<id>"``, ``sk="notify"``, ``expires_at`` = event time + 7 days)
-before publishing; a duplicate delivery finds the claim and does nothing. If
-publishing fails the claim is given back so the retry publishes.
+Delivery is at least once: the event is marked done in the releases table
+(``pk="event#<project>#<id>"``, ``sk="notify"``, ``expires_at`` = event time
++ 7 days) only after publishing, so a crash in between makes the retry publish
+again rather than lose the email; a delivery that finds the mark does nothing.
 
 Errors: malformed events, events of another project's group and versions that
 no longer exist are logged and dropped (the handler returns normally, so
@@ -29,7 +29,7 @@ from typing import Any
 
 from mlops_platform.approval import messages
 from mlops_platform.approval.aws import Clients, get_clients, publish
-from mlops_platform.approval.handling import Outcome, accept, decide, give_back, load_package
+from mlops_platform.approval.handling import Outcome, accept, decide, load_package
 from mlops_platform.approval.policy import PENDING, evaluate_model
 from mlops_platform.approval.releases import ReleaseTable
 from mlops_platform.approval.settings import Settings, get_settings
@@ -42,9 +42,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def handle(event: Any, settings: Settings, clients: Clients) -> Outcome:
-    change = accept(event, settings, HANDLER, PENDING)
-    if isinstance(change, Outcome):
-        return change
+    accepted = accept(event, settings, HANDLER, (PENDING,))
+    if isinstance(accepted, Outcome):
+        return accepted
+    change, _ = accepted
     loaded = load_package(clients, change.arn)
     if loaded is None:
         return decide(HANDLER, settings, change, "dropped", reason="model package no longer exists")
@@ -54,14 +55,13 @@ def handle(event: Any, settings: Settings, clients: Clients) -> Outcome:
 
     model_check = evaluate_model(settings.policy, package)
     table = ReleaseTable(clients.dynamodb, settings.releases_table)
-    if not table.claim_event(change.event_id, HANDLER, expires_at=change.expires_at(), recorded_at=change.recorded_at):
+    if table.event_done(settings.project, change.event_id, HANDLER):
         return decide(HANDLER, settings, change, "duplicate", reason="event already notified")
     subject, body = messages.pending(settings.policy, package, model_check)
-    try:
-        message_id = publish(clients.sns, settings.topic_arn, subject, body)
-    except Exception:
-        give_back(table, change.event_id, HANDLER)
-        raise
+    message_id = publish(clients.sns, settings.topic_arn, subject, body)
+    table.mark_event(
+        settings.project, change.event_id, HANDLER, expires_at=change.expires_at(), recorded_at=change.recorded_at
+    )
     return decide(
         HANDLER,
         settings,

@@ -1,11 +1,16 @@
-"""React to a rejected model package version: revoke its releases and roll back what it served.
+"""Revoke a version that is rejected or whose approval is withdrawn, and roll back what it served.
 
 Trigger: EventBridge rule on ``aws.sagemaker`` / ``SageMaker Model Package State
 Change`` with ``detail.ModelPackageGroupName = <group>`` and
-``detail.ModelApprovalStatus = Rejected`` (by an approver, or by the guard).
+``detail.ModelApprovalStatus`` ``Rejected`` (by an approver, or by the guard)
+or ``PendingManualApproval`` (Approved -> Pending withdraws an approval; a
+newly registered version has no release, so nothing happens for it).
 
-What it does, after re-describing the version (only if it is *still*
-``Rejected``; stale events do nothing), for each serving stage (staging, prod):
+It re-describes the version first: one that is ``Approved`` again by now is
+left alone (stale event). A rejection whose event finds the version
+``PendingManualApproval`` with the approval guard's revert description was
+overwritten by a concurrent revert: Rejected is restored (a rejection is never
+downgraded). Then, for each serving stage (staging, prod):
 
 * the version was never released there: nothing;
 * it was released but is not what the stage serves: its record is marked
@@ -17,14 +22,15 @@ What it does, after re-describing the version (only if it is *still*
   when nothing is left, so the deploy removes the endpoint; a
   ``clientRequestToken`` derived from the rollback record).
 
-Then one notification to the approvers' topic says what happened per stage.
+Then one notification to the approvers' topic says what happened per stage
+(for a withdrawal, only when something was released).
 
 Idempotency: every table write is conditional and records its progress
 (``status``, ``was_current``, the rollback record and its
 ``deployment_execution_id``), so a duplicate delivery finds the work done and
-a retry after a partial failure resumes it. The notification is claimed per
-event (``pk="event#<id>"``, ``sk="rejected"``) and the claim is given back if
-publishing fails.
+a retry after a partial failure resumes it. The notification is marked per
+event (``pk="event#<project>#<id>"``, ``sk="rejected"``) after publishing: a
+crash in between sends it again rather than never.
 
 Errors: malformed events, events of another project's group and versions that
 no longer exist are logged and dropped (the handler returns normally). AWS
@@ -39,8 +45,8 @@ from typing import Any
 
 from mlops_platform.approval import messages
 from mlops_platform.approval.aws import Clients, deployment_token, get_clients, publish, start_deployment
-from mlops_platform.approval.handling import Outcome, accept, decide, give_back, load_package
-from mlops_platform.approval.policy import REJECTED, PackageEvidence
+from mlops_platform.approval.handling import Outcome, accept, decide, load_package
+from mlops_platform.approval.policy import APPROVED, PENDING, REJECTED, PackageEvidence
 from mlops_platform.approval.releases import (
     NO_MODEL,
     NO_MODEL_ARN,
@@ -64,34 +70,50 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def handle(event: Any, settings: Settings, clients: Clients) -> Outcome:
-    change = accept(event, settings, HANDLER, REJECTED)
-    if isinstance(change, Outcome):
-        return change
+    accepted = accept(event, settings, HANDLER, (REJECTED, PENDING))
+    if isinstance(accepted, Outcome):
+        return accepted
+    change, _ = accepted
     loaded = load_package(clients, change.arn, with_report=False)
     if loaded is None:
         return decide(HANDLER, settings, change, "dropped", reason="model package no longer exists")
     _, package = loaded
-    if package.status != REJECTED:
+    if package.status == APPROVED:
         return decide(HANDLER, settings, change, "stale", current_status=package.status)
+    restored = False
+    if change.status == REJECTED and package.status == PENDING and package.reverted_by_guard is not None:
+        # The guard's revert to Pending overwrote this rejection: a rejection is never downgraded.
+        clients.sagemaker.update_model_package(
+            ModelPackageArn=change.arn,
+            ModelApprovalStatus=REJECTED,
+            ApprovalDescription=change.approval_description or "Rejected (restored after a concurrent guard revert)",
+        )
+        package = replace(package, status=REJECTED, approval_description=change.approval_description)
+        restored = True
 
     table = ReleaseTable(clients.dynamodb, settings.releases_table)
     outcomes = [_stage(stage, change, package, settings, clients, table) for stage in STAGES]
+    touched = [o for o in outcomes if o.released_here]
+    summary = {o.stage: o.summary for o in outcomes}
+    if change.status == PENDING and not touched:
+        return decide(HANDLER, settings, change, "ignored", reason="pending version was never released", stages=summary)
 
-    if not table.claim_event(change.event_id, HANDLER, expires_at=change.expires_at(), recorded_at=change.recorded_at):
-        return decide(HANDLER, settings, change, "duplicate", stages={o.stage: o.summary for o in outcomes})
-    subject, body = messages.rejected(settings.policy, package, outcomes)
-    try:
-        message_id = publish(clients.sns, settings.topic_arn, subject, body)
-    except Exception:
-        give_back(table, change.event_id, HANDLER)
-        raise
+    if table.event_done(settings.project, change.event_id, HANDLER):
+        return decide(HANDLER, settings, change, "duplicate", stages=summary, restored_rejection=restored)
+    subject, body = messages.rejected(settings.policy, package, outcomes, change.status)
+    message_id = publish(clients.sns, settings.topic_arn, subject, body)
+    table.mark_event(
+        settings.project, change.event_id, HANDLER, expires_at=change.expires_at(), recorded_at=change.recorded_at
+    )
+    rolled_back = any(o.rolled_back for o in outcomes)
     return decide(
         HANDLER,
         settings,
         change,
-        "rolled_back" if any(o.rolled_back for o in outcomes) else "rejected",
-        stages={o.stage: o.summary for o in outcomes},
+        "rolled_back" if rolled_back else ("rejected" if change.status == REJECTED else "revoked"),
+        stages=summary,
         message_id=message_id,
+        restored_rejection=restored,
     )
 
 
@@ -107,7 +129,9 @@ def _stage(
     releases = table.releases(project, stage)
     mine = next((r for r in releases if r.version == change.version), None)
     if mine is None:
-        return messages.StageOutcome(stage, f"version {change.version} was never released here; nothing to do")
+        return messages.StageOutcome(
+            stage, f"version {change.version} was never released here; nothing to do", released_here=False
+        )
 
     if mine.status == RELEASED:
         current = current_of(releases)

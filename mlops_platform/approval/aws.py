@@ -51,6 +51,11 @@ class Clients:
         self._config = config
         self._clients: dict[str, Any] = dict(clients)
 
+    @property
+    def session(self) -> Any:
+        """The boto3 session the clients come from (None: boto3's default session)."""
+        return self._session
+
     def _get(self, name: str) -> Any:
         if name not in self._clients:
             factory = self._session.client if self._session is not None else boto3.client

@@ -1,13 +1,13 @@
-"""What the three handlers share: accepting an event, loading a version's evidence, logging a decision."""
+"""What the handlers share: accepting an event, loading a version's evidence, logging a decision."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mlops_platform.approval.aws import Clients, describe_package, read_report
 from mlops_platform.approval.log import log
-from mlops_platform.approval.policy import PackageEvidence, evaluation_report_uri, parse_package
-from mlops_platform.approval.releases import ReleaseTable
+from mlops_platform.approval.policy import Identity, PackageEvidence, evaluation_report_uri, parse_package
 from mlops_platform.approval.settings import Settings
 from mlops_platform.approval.state_change import MalformedEvent, StateChange, parse
 
@@ -25,14 +25,24 @@ def decide(handler: str, settings: Settings, change: StateChange | None, decisio
     return Outcome(log("decision", **record))
 
 
-def accept(event: Any, settings: Settings, handler: str, status: str) -> StateChange | Outcome:
-    """The event's state change when this handler should act on it, else the logged drop/ignore decision.
+def _state_change(event: Any) -> tuple[StateChange, Identity | None]:
+    return parse(event), None
 
-    Malformed events and events of another project's group are dropped, not
-    raised: no retry could make them processable.
+
+def accept(
+    event: Any,
+    settings: Settings,
+    handler: str,
+    statuses: tuple[str, ...],
+    parser: Callable[[Any], tuple[StateChange, Identity | None]] = _state_change,
+) -> tuple[StateChange, Identity | None] | Outcome:
+    """The event's change (and the caller, for API-call events) when this handler acts on it, else the decision.
+
+    Malformed events, failed calls and events of another project's group are
+    dropped, not raised: no retry could make them processable.
     """
     try:
-        change = parse(event)
+        change, caller = parser(event)
     except MalformedEvent as err:
         event_id = event.get("id") if isinstance(event, dict) else None
         return decide(handler, settings, None, "dropped", reason=f"malformed event: {err}", event_id=event_id)
@@ -44,9 +54,9 @@ def accept(event: Any, settings: Settings, handler: str, status: str) -> StateCh
             "ignored",
             reason=f"group {change.group} belongs to another project (expected {settings.policy.model_package_group})",
         )
-    if change.status != status:
-        return decide(handler, settings, change, "ignored", reason=f"{handler} handles {status} only")
-    return change
+    if change.status not in statuses:
+        return decide(handler, settings, change, "ignored", reason=f"{handler} handles {' and '.join(statuses)} only")
+    return change, caller
 
 
 def load_package(
@@ -60,17 +70,3 @@ def load_package(
     if with_report:
         report, problem = read_report(clients.s3, evaluation_report_uri(description))
     return description, parse_package(description, report, problem)
-
-
-def give_back(table: ReleaseTable, event_id: str, handler: str) -> None:
-    """Return an event claim after a failed publish; a failure here is logged, the original error wins."""
-    try:
-        table.release_event(event_id, handler)
-    except Exception as err:  # noqa: BLE001 - the caller re-raises the original error
-        log(
-            "could not give back the event claim; a retry will skip this notification",
-            level="ERROR",
-            handler=handler,
-            event_id=event_id,
-            error=repr(err),
-        )

@@ -9,6 +9,7 @@ from mlops_platform.approval.policy import (
     EVIDENCE_KINDS,
     EVIDENCE_LABELS,
     PENDING,
+    REJECTED,
     Decision,
     Identity,
     MetricCheck,
@@ -57,8 +58,8 @@ def commands(arn: str) -> list[str]:
     return [
         "Review and decide with the admin CLI (in the governance account):",
         f"  mlops approvals show {arn}",
-        f'  mlops approve {arn} --reason "..."',
-        f'  mlops reject {arn} --reason "..."',
+        f'  mlops approve {arn} --as YOUR-NAME --reason "..."',
+        f'  mlops reject {arn} --as YOUR-NAME --reason "..."',
     ]
 
 
@@ -131,14 +132,14 @@ def reverted(
 
 
 def released(
-    policy: Policy, package: PackageEvidence, stage: str, approver: Identity | None, execution_id: str | None
+    policy: Policy, package: PackageEvidence, stage: str, approved_by: str, execution_id: str | None
 ) -> tuple[str, str]:
     subject = f"[{policy.project}] {_title(policy, package)} released to {stage}"
     lines = [
         f"{policy.model_package_group} version {package.version} passed the approval guard and is released to {stage}.",
         "",
         f"Model package: {package.arn}",
-        f"Approved by: {_who(approver)}",
+        f"Approved by: {approved_by}",
         f"Reason: {package.approval_description or '(none given)'}",
         f"Deployment: pipeline execution {execution_id or '(not started)'}",
         "",
@@ -157,17 +158,22 @@ class StageOutcome:
     stage: str
     summary: str
     rolled_back: bool = False
+    released_here: bool = True
 
 
-def rejected(policy: Policy, package: PackageEvidence, outcomes: Sequence[StageOutcome]) -> tuple[str, str]:
+def rejected(
+    policy: Policy, package: PackageEvidence, outcomes: Sequence[StageOutcome], status: str = REJECTED
+) -> tuple[str, str]:
+    """A version was rejected, or its approval withdrawn (Approved -> PendingManualApproval)."""
     rolled = [o.stage for o in outcomes if o.rolled_back]
     suffix = f", {' and '.join(rolled)} rolled back" if rolled else ""
-    subject = f"[{policy.project}] {_title(policy, package)} rejected{suffix}"
+    verb = "rejected" if status == REJECTED else "revoked (approval withdrawn)"
+    subject = f"[{policy.project}] {_title(policy, package)} {verb}{suffix}"
     lines = [
-        f"{policy.model_package_group} version {package.version} was rejected.",
+        f"{policy.model_package_group} version {package.version} was {verb}; it is {status} in the registry.",
         "",
         f"Model package: {package.arn}",
-        f"Rejected by: {_who(package.last_modified_by)}",
+        f"Last changed by: {_who(package.last_modified_by)}",
         f"Reason: {package.approval_description or '(none given)'}",
         "",
         "Serving stages:",

@@ -17,8 +17,21 @@ names (the ``APPROVAL_POLICY`` environment variable of the Lambdas).
   ``ModelMetrics.ModelQuality.Statistics``; ``data_quality_baseline``:
   statistics and constraints under ``DriftCheckBaselines.ModelDataQuality`` or
   ``ModelMetrics.ModelDataQuality``);
-* the approver is listed in ``approvers`` and, unless ``allow_self_approval``,
-  is not the principal that registered the version.
+* the approver -- the caller of the API call that set ``Approved``, from its
+  CloudTrail record -- is listed in ``approvers`` and, unless
+  ``allow_self_approval``, is not who registered the version.
+
+Who an approver is (``approvers`` names a project lead, or an IAM role ARN):
+
+* ``alice`` from the CLI: a session of the project's approver role
+  (``approver_role_arn``) whose STS source identity is ``alice``. The role's
+  trust policy only lets a caller set the source identity to its own
+  ``mlops-person`` principal tag, and a source identity cannot be changed
+  later in a session chain;
+* ``alice`` from Studio: a session of the project's dev ``lead`` persona role
+  (``studio_role_arn``) with source identity ``<project>-alice``, the user
+  profile name that the Studio domain sets (``ExecutionRoleIdentityConfig``);
+* an IAM role ARN: any session of that role.
 
 Metric and evidence violations send the version to ``Rejected`` (no approver
 can fix the model); identity violations only send it back to
@@ -86,6 +99,9 @@ class Policy:
     primary_metric: str = "auc"
     required_evidence: tuple[str, ...] = EVIDENCE_KINDS
     allow_self_approval: bool = False
+    # Sessions of these roles carry the approver's name as their STS source identity.
+    approver_role_arn: str | None = None
+    studio_role_arn: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> Policy:
@@ -100,6 +116,8 @@ class Policy:
             "metric_thresholds",
             "required_evidence",
             "allow_self_approval",
+            "approver_role_arn",
+            "studio_role_arn",
         }
         unknown = sorted(set(data) - allowed)
         if unknown:
@@ -127,6 +145,10 @@ class Policy:
         self_ok = data.get("allow_self_approval", False)
         if not isinstance(self_ok, bool):
             raise PolicyError("allow_self_approval must be true or false")
+        roles = {key: data.get(key) for key in ("approver_role_arn", "studio_role_arn")}
+        for key, arn in roles.items():
+            if arn is not None and not (isinstance(arn, str) and _ROLE_ARN.match(arn)):
+                raise PolicyError(f"{key} must be an IAM role ARN")
         return cls(
             project=data["project"],
             model_package_group=data["model_package_group"],
@@ -135,6 +157,8 @@ class Policy:
             primary_metric=primary,
             required_evidence=tuple(dict.fromkeys(evidence)),
             allow_self_approval=self_ok,
+            approver_role_arn=roles["approver_role_arn"],
+            studio_role_arn=roles["studio_role_arn"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,6 +170,8 @@ class Policy:
             "metric_thresholds": dict(self.metric_thresholds),
             "required_evidence": list(self.required_evidence),
             "allow_self_approval": self.allow_self_approval,
+            "approver_role_arn": self.approver_role_arn,
+            "studio_role_arn": self.studio_role_arn,
         }
 
     def ordered_metrics(self) -> list[str]:
@@ -226,14 +252,39 @@ class Identity:
         return parts[0] + (f" ({', '.join(parts[1:])})" if len(parts) > 1 else "")
 
 
-def same_principal(a: Identity | None, b: Identity | None) -> bool | None:
+def person_of(policy: Policy, identity: Identity | None) -> str | None:
+    """The person a session proves, by its STS source identity on one of the policy's approver roles.
+
+    ``alice`` for the approver role with source identity ``alice``, and for the
+    Studio lead role with source identity ``<project>-alice``; None otherwise.
+    """
+    if identity is None or not identity.source_identity or identity.principal is None:
+        return None
+    if policy.approver_role_arn and identity.principal == normalize_principal(policy.approver_role_arn):
+        return identity.source_identity
+    prefix = user_profile_name(policy.project, "")
+    if (
+        policy.studio_role_arn
+        and identity.principal == normalize_principal(policy.studio_role_arn)
+        and identity.source_identity.startswith(prefix)
+    ):
+        return identity.source_identity[len(prefix) :]
+    return None
+
+
+def same_principal(a: Identity | None, b: Identity | None, policy: Policy | None = None) -> bool | None:
     """Whether two identities are the same person or role; None when either is unknown.
 
-    The most specific field both carry decides: the Studio user profile, then
-    the STS source identity, then the IAM principal (role or user).
+    The most specific field both carry decides: the person both prove (with a
+    ``policy``), the Studio user profile, the STS source identity, then the IAM
+    principal (role or user).
     """
     if a is None or b is None:
         return None
+    if policy is not None:
+        person_a, person_b = person_of(policy, a), person_of(policy, b)
+        if person_a and person_b:
+            return person_a == person_b
     if a.user_profile_name and b.user_profile_name:
         if a.domain_id and b.domain_id and a.domain_id != b.domain_id:
             return False
@@ -246,10 +297,10 @@ def same_principal(a: Identity | None, b: Identity | None) -> bool | None:
 
 
 def approver_entry_matches(policy: Policy, entry: str, identity: Identity) -> bool:
-    """Whether ``identity`` is the approver ``entry`` (a member user name or an IAM role ARN)."""
+    """Whether ``identity`` is the approver ``entry`` (a lead's user name or an IAM role ARN)."""
     if entry.startswith("arn:"):
         return identity.principal is not None and identity.principal == normalize_principal(entry)
-    return identity.user_profile_name == user_profile_name(policy.project, entry)
+    return person_of(policy, identity) == entry
 
 
 def is_approver(policy: Policy, identity: Identity | None) -> bool:
@@ -453,13 +504,13 @@ def model_violations(policy: Policy, package: PackageEvidence) -> tuple[list[str
 def identity_violations(policy: Policy, package: PackageEvidence, approver: Identity | None) -> list[str]:
     """Approver and self-approval violations: a proper approver could still approve the version."""
     if approver is None:
-        return ["approver unknown: the model package records no LastModifiedBy identity"]
+        return ["approver unknown: the approval call records no caller identity"]
     violations = []
     if not is_approver(policy, approver):
         listed = ", ".join(policy.approvers)
         violations.append(f"{approver.describe()} is not an approver of project {policy.project} (approvers: {listed})")
     if not policy.allow_self_approval:
-        same = same_principal(package.registrant, approver)
+        same = same_principal(package.registrant, approver, policy)
         if same is None:
             violations.append("registrant unknown (no CreatedBy identity), so self-approval cannot be ruled out")
         elif same:
@@ -483,11 +534,6 @@ def evaluate_model(policy: Policy, package: PackageEvidence) -> Decision:
     if not model:
         return Decision(True, (), None, tuple(checks))
     return Decision(False, tuple(model), REJECTED, tuple(checks))
-
-
-def approver_of(package: PackageEvidence) -> Identity | None:
-    """Who set the current status: LastModifiedBy, or CreatedBy when registered already approved."""
-    return package.last_modified_by or package.registrant
 
 
 # --------------------------------------------------------------------------- helpers

@@ -23,7 +23,10 @@ rollback (one per revoked current release)::
 
 event marker (idempotency of notifications, expires after 7 days)::
 
-    pk="event#<event id>"  sk="<handler>"  expires_at (N, epoch seconds), recorded_at
+    pk="event#<project>#<event id>"  sk="<handler>"  expires_at (N, epoch seconds), recorded_at
+
+Every key starts with ``<kind>#<project>#``, so IAM can scope each project's
+handlers to their own items (``dynamodb:LeadingKeys``).
 
 The release of a stage that runs now is the ``released`` item recorded last
 (:func:`current_release`); revoking it makes the one recorded before it current
@@ -59,8 +62,14 @@ def version_sk(version: int) -> str:
     return f"{version:010d}"
 
 
-def event_pk(event_id: str) -> str:
-    return f"event#{event_id}"
+def event_pk(project: str, event_id: str) -> str:
+    """Event markers are per project, so each handler's table access can be scoped to its project's keys."""
+    return f"event#{project}#{event_id}"
+
+
+def leading_key_patterns(project: str) -> list[str]:
+    """``dynamodb:LeadingKeys`` patterns that cover every item of ``project`` and nothing of another."""
+    return [f"release#{project}#*", f"rollback#{project}#*", f"event#{project}#*"]
 
 
 def is_conditional_failure(err: ClientError) -> bool:
@@ -241,14 +250,22 @@ class ReleaseTable:
             ExpressionAttributeValues={":id": {"S": execution_id}},
         )
 
-    def set_release_notified(self, release: Release) -> bool:
+    def claim_release_notification(self, release: Release) -> bool:
+        """Mark the release announced before announcing it (once-only); False when that was done before."""
         return self._conditional(
             self.client.update_item,
             Key=release.key,
             UpdateExpression="SET notified = :yes",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":yes": {"BOOL": True}},
+            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(notified) OR notified = :no)",
+            ExpressionAttributeValues={":yes": {"BOOL": True}, ":no": {"BOOL": False}},
         )
+
+    def give_back_release_notification(self, release: Release) -> None:
+        """Undo :meth:`claim_release_notification` after the announcement failed, so a retry sends it."""
+        self.client.update_item(
+            TableName=self.name, Key=release.key, UpdateExpression="SET notified = :no",
+            ExpressionAttributeValues={":no": {"BOOL": False}},
+        )  # fmt: skip
 
     def revoke(self, release: Release, *, revoked_at: str, reason: str, event_id: str, was_current: bool) -> bool:
         """Mark a released version revoked; False when it is not (or no longer) released."""
@@ -290,20 +307,22 @@ class ReleaseTable:
         )
 
     # ------------------------------------------------------------------ event markers
-    def claim_event(self, event_id: str, handler: str, *, expires_at: int, recorded_at: str) -> bool:
-        """Claim one event for one handler; False when it was claimed before (a duplicate delivery)."""
+    def _event_key(self, project: str, event_id: str, handler: str) -> dict[str, Any]:
+        return {"pk": {"S": event_pk(project, event_id)}, "sk": {"S": handler}}
+
+    def event_done(self, project: str, event_id: str, handler: str) -> bool:
+        """Whether ``handler`` finished this event before (its marker exists)."""
+        return self._get(self._event_key(project, event_id, handler)) is not None
+
+    def mark_event(self, project: str, event_id: str, handler: str, *, expires_at: int, recorded_at: str) -> bool:
+        """Record that ``handler`` finished one event; False when it was recorded before (a duplicate)."""
         return self._conditional(
             self.client.put_item,
             Item={
-                "pk": {"S": event_pk(event_id)},
-                "sk": {"S": handler},
+                **self._event_key(project, event_id, handler),
                 "kind": {"S": "event"},
                 "expires_at": {"N": str(expires_at)},
                 "recorded_at": {"S": recorded_at},
             },
             ConditionExpression="attribute_not_exists(pk)",
         )
-
-    def release_event(self, event_id: str, handler: str) -> None:
-        """Give a claim back (the work failed) so Lambda's retry of the event does it."""
-        self.client.delete_item(TableName=self.name, Key={"pk": {"S": event_pk(event_id)}, "sk": {"S": handler}})

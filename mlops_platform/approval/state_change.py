@@ -74,7 +74,7 @@ def parse(event: Any) -> StateChange:
     event_id = event.get("id")
     if not isinstance(event_id, str) or not event_id:
         raise MalformedEvent("id is missing")
-    time = _parse_time(event.get("time"))
+    time = parse_time(event.get("time"))
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         raise MalformedEvent("detail is missing")
@@ -108,7 +108,8 @@ def parse(event: Any) -> StateChange:
     )
 
 
-def _parse_time(value: Any) -> datetime:
+def parse_time(value: Any) -> datetime:
+    """An event's ISO 8601 ``time`` as aware UTC; raises :class:`MalformedEvent`."""
     if not isinstance(value, str) or not value:
         raise MalformedEvent("time is missing")
     try:

@@ -4,8 +4,10 @@ Commands (see ``mlops --help``)::
 
     mlops approvals list [--project P]        versions waiting for approval
     mlops approvals show ARN                  metrics vs thresholds vs what runs now, evidence
-    mlops approve ARN --reason TEXT           approve (refused, exit 3, if metrics/evidence fail the policy)
-    mlops reject ARN --reason TEXT            reject (the rejected Lambda rolls back what it served)
+    mlops approve ARN --as NAME --reason TEXT approve as approver NAME (the approver role, NAME as STS source
+                                              identity); refused, exit 3, if NAME or metrics/evidence fail the policy
+    mlops reject ARN [--as NAME] --reason TEXT
+                                              reject (the rejected Lambda rolls back what it served)
     mlops releases [--project P]              what runs where, and the release history
     mlops releases export --project P --stage S [--out DIR] [--expect-arn ARN]
                                               write the stage's release manifest (the deploy's first step)
@@ -15,6 +17,9 @@ Commands (see ``mlops --help``)::
     mlops scaling detach P --stage S          before a deploy: lift autoscaling off variants whose instance
                                               type changes (SageMaker refuses that update otherwise)
     mlops scaling reattach P --stage S        after it: restore or re-register that scaling (stage credentials)
+    mlops dlq list P                          approval events the handlers failed on, and why
+    mlops dlq redrive P [--dry-run] [--message-id ID]
+                                              replay them through their handlers (idempotent)
 
 Global options: ``--config-dir`` (default ``config``), ``--profile``,
 ``--region`` (default: the region of the account the command works in) and
@@ -25,8 +30,11 @@ Exit codes: 0 done; 1 AWS error or a failed verification; 2 usage, config,
 unknown project or model package, missing credentials; 3 refused by the
 approval policy or the promotion rule.
 
-The command logic lives in :mod:`mlops_platform.cli.core` as functions that
-take boto3 clients, so tests (and other tools) call them directly. Importing
+The command logic lives in :mod:`mlops_platform.cli.core` (approvals,
+releases) and one module per serving command (:mod:`~mlops_platform.cli.export`,
+:mod:`~mlops_platform.cli.shadow`, :mod:`~mlops_platform.cli.promote`,
+:mod:`~mlops_platform.cli.verify`, :mod:`~mlops_platform.cli.scaling`) as
+functions that take boto3 clients, so tests (and other tools) call them directly. Importing
 this package is cheap: boto3 and rich load only when :func:`main` runs.
 """
 

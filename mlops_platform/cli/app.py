@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -17,9 +18,13 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from mlops_platform.cli import core, render, scaling, serving
-from mlops_platform.cli.credentials import refreshing_session
-from mlops_platform.cli.session import Clients, make_session, session_name
+from mlops_platform.cli import core, render, scaling
+from mlops_platform.cli import export as export_mod
+from mlops_platform.cli import promote as promote_mod
+from mlops_platform.cli import shadow as shadow_mod
+from mlops_platform.cli import verify as verify_mod
+from mlops_platform.cli.dlq import list_dead_letters, redrive
+from mlops_platform.cli.session import Clients, make_session
 from mlops_platform.config import SERVING_STAGES, ConfigError, load_config
 from mlops_platform.release_manifest import ReleaseManifest
 
@@ -41,7 +46,7 @@ def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-_hours = _bounded("--hours", 1, serving.MAX_HOURS)
+_hours = _bounded("--hours", 1, shadow_mod.MAX_HOURS)
 # A prod blue/green update may take up to SageMaker's four-hour cap; a day bounds a typo.
 _minutes = _bounded("--wait-minutes", 0, 24 * 60)
 
@@ -102,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub = leaf(commands, name, help_text, func)
         sub.add_argument("arn", metavar="ARN", help="model package version ARN")
         sub.add_argument("--reason", required=True, help="why; recorded as the ApprovalDescription")
+        sub.add_argument(
+            "--as",
+            dest="person",
+            metavar="NAME",
+            help="act as this approver (a name in the project's approval.approvers): assumes the project's approver "
+            "role with NAME as STS source identity, which its trust policy admits only for a caller whose "
+            "mlops-person tag is NAME (required to approve unless an approver role ARN is your own role)",
+        )
 
     releases = leaf(commands, "releases", "what runs where (current per stage) and the release history", cmd_releases)
     releases.add_argument("--project", help="only this project")
@@ -122,6 +135,37 @@ def build_parser() -> argparse.ArgumentParser:
         "release is reported on stderr and wins (default: no check)",
     )
 
+    dead_letters = commands.add_parser(
+        "dlq",
+        help="failed approval events in a project's dead-letter queue",
+        description="Approval events the project's handlers failed (Lambda failure records, EventBridge delivery "
+        "failures): list them, and replay them to the handler that failed.",
+    )
+    dead_letter_commands = dead_letters.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    dead_list = leaf(
+        dead_letter_commands,
+        "list",
+        "every message: handler, event, model version, when and why it failed (deletes nothing)",
+        cmd_dlq_list,
+    )
+    dead_list.add_argument("project", metavar="PROJECT", help="the project")
+    dead_redrive = leaf(
+        dead_letter_commands,
+        "redrive",
+        "replay each message to the project's handler that failed it; delete it once the replay succeeds "
+        "(exit 1 when a replay fails)",
+        cmd_dlq_redrive,
+    )
+    dead_redrive.add_argument("project", metavar="PROJECT", help="the project")
+    dead_redrive.add_argument("--dry-run", action="store_true", help="show what would be replayed; invoke nothing")
+    dead_redrive.add_argument(
+        "--message-id",
+        action="append",
+        dest="message_ids",
+        metavar="ID",
+        help="only this message (repeatable; default: every message)",
+    )
+
     shadow = commands.add_parser("shadow", help="the staging shadow test", description="Shadow test.")
     shadow_commands = shadow.add_subparsers(dest="shadow_command", required=True, metavar="COMMAND")
     report = leaf(
@@ -133,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("project", metavar="PROJECT", help="the project")
     report.add_argument(
-        "--hours", type=_hours, default=24, help=f"window in hours, 1-{serving.MAX_HOURS} (default: 24)"
+        "--hours", type=_hours, default=24, help=f"window in hours, 1-{shadow_mod.MAX_HOURS} (default: 24)"
     )
 
     promote = leaf(
@@ -152,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--staging-role-arn", help="role in the staging account to assume for the shadow test (default: none)"
     )
     promote.add_argument(
-        "--hours", type=_hours, default=24, help=f"shadow test window in hours, 1-{serving.MAX_HOURS} (default: 24)"
+        "--hours", type=_hours, default=24, help=f"shadow test window in hours, 1-{shadow_mod.MAX_HOURS} (default: 24)"
     )
 
     verify = leaf(
@@ -236,13 +280,33 @@ def cmd_show(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> i
     return EXIT_OK
 
 
+def _as_approver(args: argparse.Namespace, ctx: core.Context, clients: Clients, *, required: bool) -> Clients:
+    """Clients of the approver role session of ``--as NAME``; the caller's own when not given and not required."""
+    target = core.resolve(ctx, args.arn)
+    if args.person is None:
+        if required:
+            core.check_own_approver_role(ctx, target.project, str(clients.sts.get_caller_identity()["Arn"]))
+        return clients
+    core.check_approver_name(ctx, target.project, args.person)
+    role_arn = ctx.naming.approver_role_arn(target.project)
+    region = args.region or ctx.config.platform.accounts.governance.region
+    # Chained from the caller's session (the global --role-arn, if any): the source identity stays with it.
+    base = clients.session if args.role_arn else None
+    session = make_session(
+        profile=args.profile, region=region, role_arn=role_arn, source_identity=args.person, base=base
+    )
+    return Clients(session)
+
+
 def cmd_approve(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    clients = _as_approver(args, ctx, clients, required=True)
     result = core.approve(clients.sagemaker, clients.s3, ctx, args.arn, args.reason)
     render.updated(result)
     return EXIT_OK
 
 
 def cmd_reject(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    clients = _as_approver(args, ctx, clients, required=False)
     result = core.reject(clients.sagemaker, ctx, args.arn, args.reason)
     render.updated(result)
     return EXIT_OK
@@ -254,7 +318,7 @@ def cmd_releases(args: argparse.Namespace, ctx: core.Context, clients: Clients) 
 
 
 def cmd_export(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
-    result = serving.export_manifest(
+    result = export_mod.export_manifest(
         clients.dynamodb, clients.sagemaker, ctx, args.project, args.stage, args.out, args.expect_arn
     )
     render.exported(result)
@@ -263,10 +327,27 @@ def cmd_export(args: argparse.Namespace, ctx: core.Context, clients: Clients) ->
     return EXIT_OK
 
 
+def cmd_dlq_list(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    render.dead_letters(list_dead_letters(clients.sqs, ctx, args.project))
+    return EXIT_OK
+
+
+# A replay runs the handler synchronously: up to its 60 s timeout. One attempt, so a slow replay is reported,
+# not invoked again by botocore's retries.
+REPLAY_CONFIG = Config(read_timeout=90, connect_timeout=5, retries={"total_max_attempts": 1})
+
+
+def cmd_dlq_redrive(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    invoker = clients.session.client("lambda", config=REPLAY_CONFIG) if clients.session else clients.lambda_
+    result = redrive(clients.sqs, invoker, ctx, args.project, message_ids=args.message_ids, dry_run=args.dry_run)
+    render.redriven(result)
+    return EXIT_AWS if result.failed else EXIT_OK
+
+
 def cmd_shadow_report(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
-    report = serving.shadow_report(clients.sagemaker, clients.cloudwatch, clients.s3, ctx, args.project, args.hours)
+    report = shadow_mod.shadow_report(clients.sagemaker, clients.cloudwatch, clients.s3, ctx, args.project, args.hours)
     rule = ctx.config.projects[args.project].serving.promotion
-    render.shadow(report, rule, serving.evaluate_promotion(report, rule))
+    render.shadow(report, rule, shadow_mod.evaluate_promotion(report, rule))
     return EXIT_OK
 
 
@@ -278,7 +359,7 @@ def cmd_promote(args: argparse.Namespace, ctx: core.Context, clients: Clients) -
         return Clients(make_session(profile=profile, region=region, role_arn=args.staging_role_arn))
 
     try:
-        result = serving.promote(
+        result = promote_mod.promote(
             dynamodb=clients.dynamodb,
             sagemaker=clients.sagemaker,
             sts=clients.sts,
@@ -289,7 +370,7 @@ def cmd_promote(args: argparse.Namespace, ctx: core.Context, clients: Clients) -
             reason=args.reason,
             hours=args.hours,
         )
-    except serving.PromotionRefused as err:
+    except promote_mod.PromotionRefused as err:
         if err.report is not None:
             render.shadow(err.report, ctx.config.projects[args.project].serving.promotion, err.violations)
         raise
@@ -303,13 +384,13 @@ def cmd_promote(args: argparse.Namespace, ctx: core.Context, clients: Clients) -
 def _stage_manifest(args: argparse.Namespace, ctx: core.Context) -> ReleaseManifest | None:
     """The release manifest of ``--project``/``--stage``: ``--manifest`` or the stage's exported file."""
     ctx.projects(args.project)
-    path = args.manifest or serving.default_manifest_path(args.project, args.stage)
-    return serving.read_manifest(path, ctx, args.project, args.stage)
+    path = args.manifest or verify_mod.default_manifest_path(args.project, args.stage)
+    return verify_mod.read_manifest(path, ctx, args.project, args.stage)
 
 
 def cmd_verify(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
     manifest = _stage_manifest(args, ctx)
-    result = serving.verify(
+    result = verify_mod.verify(
         clients.sagemaker,
         clients.cloudformation,
         ctx,
@@ -400,13 +481,7 @@ def run(argv: list[str] | None = None) -> int:
     account = args.stage if args.account == STAGE_ACCOUNT else args.account
     region = args.region or config.platform.accounts.of(account).region
     try:
-        if args.role_arn and args.account == STAGE_ACCOUNT:
-            # verify and scaling may wait for a blue/green update longer than one STS session lasts.
-            session = refreshing_session(
-                profile=args.profile, region=region, role_arn=args.role_arn, session_name=session_name()
-            )
-        else:
-            session = make_session(profile=args.profile, region=region, role_arn=args.role_arn)
+        session = make_session(profile=args.profile, region=region, role_arn=args.role_arn)
         return args.func(args, ctx, Clients(session))
     except core.CliError as err:
         return _fail(str(err), err.exit_code)

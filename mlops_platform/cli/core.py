@@ -237,6 +237,30 @@ def approve(sagemaker: Any, s3: Any, ctx: Context, arn: str, reason: str) -> Upd
     return UpdateResult(target, APPROVED, True, package.status)
 
 
+def check_approver_name(ctx: Context, project: str, person: str) -> None:
+    """PolicyRefusal (exit 3) unless ``person`` is one of the project's named approvers."""
+    names = [a for a in ctx.config.projects[project].approval.approvers if not a.startswith("arn:")]
+    if person not in names:
+        listed = ", ".join(names) or "none (approvers are IAM roles only)"
+        raise PolicyRefusal(
+            f"refused: '{person}' is not an approver of project {project} (approvers by name: {listed})"
+        )
+
+
+def check_own_approver_role(ctx: Context, project: str, caller_arn: str) -> None:
+    """CliError unless the caller's own role is an approver role ARN of the project (then no --as is needed)."""
+    policy = load_policy(ctx.config, project)
+    roles = [a for a in policy.approvers if a.startswith("arn:")]
+    principal = policy_mod.normalize_principal(caller_arn)
+    if principal in {policy_mod.normalize_principal(r) for r in roles}:
+        return
+    names = [a for a in policy.approvers if not a.startswith("arn:")]
+    raise CliError(
+        f"say who approves: pass --as NAME (approvers of {project}: {', '.join(names) or 'none by name'}); "
+        f"your session {caller_arn} is not an approver role{' (' + ', '.join(roles) + ')' if roles else ''}"
+    )
+
+
 def reject(sagemaker: Any, ctx: Context, arn: str, reason: str) -> UpdateResult:
     reason = check_reason(reason)
     target = resolve(ctx, arn)

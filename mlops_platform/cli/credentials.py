@@ -23,14 +23,19 @@ DURATION_SECONDS = 3600
 
 
 def assume_role_refresher(
-    sts: Any, role_arn: str, session_name: str, duration: int = DURATION_SECONDS
+    sts: Any,
+    role_arn: str,
+    session_name: str,
+    duration: int = DURATION_SECONDS,
+    source_identity: str | None = None,
 ) -> Callable[[], dict[str, str]]:
     """A ``refresh_using`` callable: AssumeRole once per call, in the metadata shape botocore expects."""
+    extra = {"SourceIdentity": source_identity} if source_identity else {}
 
     def fetch() -> dict[str, str]:
-        credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=duration)[
-            "Credentials"
-        ]
+        credentials = sts.assume_role(
+            RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=duration, **extra
+        )["Credentials"]
         expiry = credentials["Expiration"]
         return {
             "access_key": credentials["AccessKeyId"],
@@ -63,12 +68,21 @@ def refreshing_session(
     profile: str | None,
     region: str,
     role_arn: str,
-    session_name: str,
+    session_name: str | Callable[[Any], str],
+    source_identity: str | None = None,
+    base: boto3.Session | None = None,
     time_fetcher: Callable[[], datetime] = _local_now,
 ) -> boto3.Session:
-    """A session in ``role_arn``; its credentials renew through the profile's STS client as they near expiry."""
-    source = boto3.Session(profile_name=profile, region_name=region)
-    fetch = assume_role_refresher(source.client("sts"), role_arn, session_name)
+    """A session in ``role_arn``; its credentials renew through the profile's STS client as they near expiry.
+
+    ``session_name``: the name, or a function of the profile's STS client that
+    makes it; ``source_identity`` is set on every session it assumes; ``base``:
+    assume from this session instead of the profile's (role chaining).
+    """
+    source = base or boto3.Session(profile_name=profile, region_name=region)
+    sts = source.client("sts")
+    name = session_name(sts) if callable(session_name) else session_name
+    fetch = assume_role_refresher(sts, role_arn, name, source_identity=source_identity)
     core = botocore.session.Session()
     core._credentials = refreshing_credentials(fetch, time_fetcher=time_fetcher)  # type: ignore[attr-defined]
     return boto3.Session(botocore_session=core, region_name=region)

@@ -10,7 +10,13 @@ from rich.console import Console
 from rich.table import Table
 
 from mlops_platform.approval import policy as policy_mod
-from mlops_platform.cli import core, serving
+from mlops_platform.cli import core
+from mlops_platform.cli.dlq import MAX_MESSAGES, REDRIVE_VISIBILITY_SECONDS, Listing, RedriveResult
+from mlops_platform.cli.endpoints import CHALLENGER, CHAMPION
+from mlops_platform.cli.export import Export
+from mlops_platform.cli.promote import PromoteResult
+from mlops_platform.cli.shadow import ShadowReport, VariantReport
+from mlops_platform.cli.verify import Verification
 from mlops_platform.config import Promotion
 from mlops_platform.release_manifest import describe as describe_manifest
 
@@ -163,16 +169,84 @@ def releases(stages: list[core.StageReleases]) -> None:
     console.print(history)
 
 
+# --------------------------------------------------------------------------- dead letters
+
+
+def dead_letters(listing: Listing) -> None:
+    console = _console()
+    if not listing.messages:
+        console.print(f"No failed approval events in {listing.queue} ({listing.project}).")
+        return
+    table = Table(title=f"Failed approval events of {listing.project} ({listing.queue})", title_justify="left")
+    table.add_column("Message id", no_wrap=True)
+    table.add_column("Handler", overflow="fold")
+    for name in ("Event id", "Status / call", "Failed at", "Attempts", "Why"):
+        table.add_column(name)
+    table.add_column("Model package ARN", no_wrap=True)
+    for m in listing.messages:
+        table.add_row(
+            m.message_id,
+            m.handler,
+            m.event_id or "-",
+            m.status or "-",
+            _time(m.failed_at),
+            "-" if m.attempts is None else str(m.attempts),
+            m.reason,
+            m.model_package_arn or "-",
+        )
+    console.print(table)
+    if listing.truncated:
+        console.print(f"Only the first {len(listing.messages)} messages are shown; more wait in the queue.")
+    console.print(
+        f"Nothing was deleted. Replay them with: mlops dlq redrive {listing.project} [--dry-run] [--message-id ID]"
+    )
+
+
+def redriven(result: RedriveResult) -> None:
+    console = _console()
+    if not result.replays:
+        console.print(
+            f"No failed approval events in {result.queue} ({result.project}); nothing to redrive (a message another "
+            f"command holds is visible again within {REDRIVE_VISIBILITY_SECONDS // 60} minutes)."
+        )
+        return
+    title = f"{'Dry run: r' if result.dry_run else 'R'}edrive of {result.queue}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("Message id", no_wrap=True)
+    for name in ("Handler", "Event id", "Outcome", "Detail"):
+        table.add_column(name)
+    for r in result.replays:
+        letter = r.letter
+        table.add_row(
+            r.message_id,
+            letter.handler if letter else "-",
+            (letter.event_id if letter else None) or "-",
+            r.outcome,
+            r.detail,
+        )
+    console.print(table)
+    if result.dry_run:
+        console.print(
+            f"{len(result.planned)} would be replayed, {len(result.skipped)} skipped; nothing was invoked or deleted."
+        )
+    else:
+        console.print(
+            f"{len(result.replayed)} replayed, {len(result.failed)} failed (kept), {len(result.skipped)} skipped."
+        )
+    if result.truncated:
+        console.print(f"The queue holds more than {MAX_MESSAGES} messages; run redrive again for the rest.")
+
+
 # --------------------------------------------------------------------------- serving
 
 
-def exported(result: serving.Export) -> None:
+def exported(result: Export) -> None:
     """One line: the manifest written (or removed) and what it deploys."""
     action = "wrote" if result.manifest is not None else "removed"
     _console().print(f"{result.project}/{result.stage}: {action} {result.path}: {describe_manifest(result.manifest)}")
 
 
-def _version(variant: serving.VariantReport) -> str:
+def _version(variant: VariantReport) -> str:
     if variant.version is not None:
         return f"v{variant.version}"
     return ", ".join(variant.package_arns) or "not from a model package"
@@ -182,7 +256,7 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} %"
 
 
-def shadow(report: serving.ShadowReport, rule: Promotion, violations: list[str]) -> None:
+def shadow(report: ShadowReport, rule: Promotion, violations: list[str]) -> None:
     console = _console()
     # A line of its own: a table title would wrap at the table's width.
     console.print(
@@ -190,7 +264,7 @@ def shadow(report: serving.ShadowReport, rule: Promotion, violations: list[str])
     )
     table = Table()
     table.add_column("")
-    ordered = sorted(report.variants, key=lambda v: {serving.CHAMPION: 0, serving.CHALLENGER: 1}.get(v.role, 2))
+    ordered = sorted(report.variants, key=lambda v: {CHAMPION: 0, CHALLENGER: 1}.get(v.role, 2))
     for variant in ordered:
         table.add_column(f"{variant.role} ({variant.name})", justify="right")
     rows: list[tuple[str, Any]] = [
@@ -232,7 +306,7 @@ def shadow(report: serving.ShadowReport, rule: Promotion, violations: list[str])
             console.print(f"  - {violation}")
 
 
-def promoted(result: serving.PromoteResult) -> None:
+def promoted(result: PromoteResult) -> None:
     console = _console()
     r = result.release
     if result.outcome == "already":
@@ -251,7 +325,7 @@ def promoted(result: serving.PromoteResult) -> None:
     console.print(f"Started deploy pipeline {result.pipeline}: execution {result.execution_id}")
 
 
-def verification(result: serving.Verification) -> None:
+def verification(result: Verification) -> None:
     """What was verified (stdout); the problems go to stderr via the caller."""
     console = _console()
     console.print(f"{result.project}/{result.stage}: verified")

@@ -71,7 +71,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mlops_platform.cli.core import CliError, Context
-from mlops_platform.cli.serving import POLL_SECONDS, TRANSITIONAL, describe_endpoint
+from mlops_platform.cli.endpoints import POLL_SECONDS, TRANSITIONAL, describe_endpoint
 from mlops_platform.config import Variant
 from mlops_platform.release_manifest import ReleaseManifest
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import re
 from typing import Any
 
@@ -10,36 +9,48 @@ import boto3
 from botocore.config import Config
 
 from mlops_platform.approval import aws
+from mlops_platform.cli.credentials import refreshing_session
 
 _CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 
-def session_name() -> str:
-    """STS session name carrying the local user name, so CloudTrail and LastModifiedBy show who acted."""
-    try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name is not a reason to fail
-        user = "unknown"
-    return ("mlops-cli-" + re.sub(r"[^\w+=,.@-]", "-", user))[:64]
+def session_name(sts: Any) -> str:
+    """STS session name naming the caller as AWS knows it (never ``$USER``, which anyone can set).
+
+    The last part of the caller's ARN: the IAM user, or the session of the
+    role it came from (for IAM Identity Center, the person's user name).
+    """
+    arn = str(sts.get_caller_identity()["Arn"])
+    return ("mlops-" + re.sub(r"[^\w+=,.@-]", "-", arn.rsplit("/", 1)[-1]))[:64]
 
 
-def make_session(*, profile: str | None, region: str, role_arn: str | None) -> boto3.Session:
+def make_session(
+    *,
+    profile: str | None,
+    region: str,
+    role_arn: str | None,
+    source_identity: str | None = None,
+    base: boto3.Session | None = None,
+) -> boto3.Session:
     """The profile's session (default credential chain when None), optionally assumed into ``role_arn``.
 
-    Raises botocore's ProfileNotFound / NoCredentialsError / ClientError; the
-    caller turns them into one line.
+    An assumed session renews its credentials as they near expiry (a command
+    may wait hours for an endpoint). ``source_identity`` is set on it (an
+    approver's name): AWS keeps it for the whole session chain and records it
+    in CloudTrail; the role's trust policy decides whether the caller may claim
+    it. Raises botocore's ProfileNotFound / NoCredentialsError / ClientError;
+    the caller turns them into one line. ``base``: assume from this session
+    (role chaining) instead of the profile's.
     """
-    session = boto3.Session(profile_name=profile, region_name=region)
     if not role_arn:
-        return session
-    credentials = session.client("sts", config=_CONFIG).assume_role(
-        RoleArn=role_arn, RoleSessionName=session_name(), DurationSeconds=3600
-    )["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=region,
+        return base or boto3.Session(profile_name=profile, region_name=region)
+    return refreshing_session(
+        profile=profile,
+        region=region,
+        role_arn=role_arn,
+        session_name=session_name,
+        source_identity=source_identity,
+        base=base,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import jsii
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -21,14 +22,33 @@ from stacks.components.roles import ServiceRole
 RUNTIME = lambda_.Runtime.PYTHON_3_14  # cdk-nag L1: the latest Python runtime
 
 
+@jsii.implements(lambda_.IDestination)
+class _QueueDestination:
+    """An SQS on-failure destination that grants nothing.
+
+    CDK's ``SqsDestination`` grants the function's role the queue and its key,
+    which writes the role into the key policy of the baseline stack: a cycle.
+    The role holds ``sqs:SendMessage`` on the queue and the key's use itself.
+    """
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self._queue = queue
+
+    def bind(
+        self, scope: Construct, fn: lambda_.IFunction, *, type: lambda_.DestinationType | None = None
+    ) -> lambda_.DestinationConfig:
+        return lambda_.DestinationConfig(destination=self._queue.queue_arn)
+
+
 class EventFunction(Construct):
     """Lambda ``handler`` from ``code_dir`` behind an EventBridge rule matching ``event_pattern``.
 
     Defaults: 60 s timeout, no reserved concurrency (the handlers are idempotent,
     and a reservation fails in new accounts whose concurrency quota is 10; set
-    ``reserved_concurrency`` to reserve), two async retries, then the dead-letter
-    queue; the rule target also sends undeliverable events
-    there. Logs go to a KMS-encrypted group kept for a year, and the environment
+    ``reserved_concurrency`` to reserve), two async retries, then a failure
+    record (the event, the function, the error) to the dead-letter queue as the
+    on-failure destination; the rule target sends undeliverable events there
+    too. Logs go to a KMS-encrypted group kept for a year, and the environment
     is encrypted with ``key`` too (the role may decrypt with it). The role holds
     only ``statements`` plus writing its own logs.
     """
@@ -97,7 +117,8 @@ class EventFunction(Construct):
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             reserved_concurrent_executions=reserved_concurrency,
-            dead_letter_queue=dead_letter_queue,
+            # A failure record (event, function, error) rather than the bare event: `mlops dlq` replays it.
+            on_failure=_QueueDestination(dead_letter_queue),
             retry_attempts=2,
         )
         self.function.node.add_dependency(self.role)
@@ -116,6 +137,12 @@ class EventFunction(Construct):
             )
             acknowledge(self.function, "NIST.800.53.R5-LambdaConcurrency", unreserved)
             checkov_skip(self.function, "CKV_AWS_115", unreserved)
+        destination = (
+            "Failures go to the SQS on-failure destination, whose record holds the event, the function and the "
+            "error (what `mlops dlq` lists and replays); a DeadLetterConfig would keep the bare event only."
+        )
+        acknowledge(self.function, "NIST.800.53.R5-LambdaDLQ", destination)
+        checkov_skip(self.function, "CKV_AWS_116", destination)
         outside_vpc = (
             "Calls only AWS APIs (SageMaker, S3, DynamoDB, SNS, CodePipeline); the governance "
             "account has no VPC and no private data path to protect."

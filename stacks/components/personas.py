@@ -188,6 +188,8 @@ class PersonaRoles(Construct):
                 description=f"{title} of project {project}",
                 statements=[*common, pass_roles, *extra],
                 key=key,
+                # The Studio domain sets each session's source identity to the user profile name.
+                source_identity=True,
             )
             self.roles[construct_id] = persona.role
             self._personas[construct_id] = (persona, naming.role_arn(project, role, suffix))

@@ -16,7 +16,9 @@ class ServiceRole(Construct):
 
     NIST 800-53 forbids inline policies, so the statements go into a customer-managed
     policy named by CloudFormation; ``role_name`` is only set when another account
-    must trust the role by ARN.
+    must trust the role by ARN. ``source_identity``: the service may also set
+    the session's STS source identity (Studio sets the user profile name);
+    default off.
     """
 
     def __init__(
@@ -29,6 +31,7 @@ class ServiceRole(Construct):
         statements: Sequence[iam.PolicyStatement],
         role_name: str | None = None,
         key: kms.IKey | None = None,
+        source_identity: bool = False,
     ) -> None:
         super().__init__(scope, id)
         self.role = iam.Role(
@@ -38,6 +41,8 @@ class ServiceRole(Construct):
             assumed_by=iam.ServicePrincipal(service),
             description=description,
         )
+        if source_identity:
+            allow_source_identity(self.role, service)
         all_statements = list(statements)
         if key is not None:
             all_statements.append(
@@ -52,6 +57,13 @@ class ServiceRole(Construct):
     def acknowledge(self, rule: str, reason: str) -> None:
         """Acknowledge a finding on this role's policy (where the statements are)."""
         acknowledge(self.policy, rule, reason)
+
+
+def allow_source_identity(role: iam.Role, service: str) -> None:
+    """Let ``service`` set the STS source identity when it assumes ``role`` (else AssumeRole fails)."""
+    role.assume_role_policy.add_statements(  # type: ignore[union-attr]
+        iam.PolicyStatement(actions=["sts:SetSourceIdentity"], principals=[iam.ServicePrincipal(service)])
+    )
 
 
 def vpc_access_statements(

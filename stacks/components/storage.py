@@ -153,6 +153,19 @@ class ArtifactsBucket(Construct):
                     conditions={"ArnEquals": {"aws:PrincipalArn": role_arn}},
                 )
             )
+            # Listing the prefix makes a missing object NoSuchKey instead of AccessDenied.
+            self.bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"ExternalList{i}",
+                    principals=[iam.AccountPrincipal(account)],
+                    actions=["s3:ListBucket"],
+                    resources=[self.bucket.bucket_arn],
+                    conditions={
+                        "ArnEquals": {"aws:PrincipalArn": role_arn},
+                        "StringLike": {"s3:prefix": f"{prefix}/*"},
+                    },
+                )
+            )
         acknowledge(
             self.access_logs,
             "AwsSolutions-S1",

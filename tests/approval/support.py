@@ -7,6 +7,9 @@ moto gaps covered here, each a thin wrapper around a real moto-backed client:
   ``fake-user-profile-name``, no ``IamIdentity``), whoever called. Real
   SageMaker records the caller. The wrapper remembers which test principal
   created or last updated each version and puts that into the response.
+  moto also clears the approval status and description on an
+  ``UpdateModelPackage`` that does not set them (a metadata edit); the
+  wrapper passes the current ones along, as SageMaker keeps them.
 * :class:`Faulty` — raises a botocore ``ClientError`` (throttling,
   AccessDenied, 5xx) for chosen operations, as AWS would.
 * CodePipeline: moto 5.2.5 implements ``StartPipelineExecution`` with
@@ -42,6 +45,9 @@ PIPELINE = "mlops-deploy"
 BUCKET = "mlops-dev-artifacts-test"
 APPROVER_ROLE = "mlops-approver"
 APPROVER_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{APPROVER_ROLE}"
+# The project's approver role (names carry the person as STS source identity) and its Studio lead role.
+PROJECT_APPROVER_ROLE = "mlops-churn-governance-approver"
+STUDIO_LEAD_ROLE = "mlops-churn-dev-lead"
 
 POLICY_DOCUMENT = {
     "project": PROJECT,
@@ -51,15 +57,23 @@ POLICY_DOCUMENT = {
     "metric_thresholds": {"auc": 0.75, "accuracy": 0.7},
     "required_evidence": ["evaluation_report", "data_quality_baseline"],
     "allow_self_approval": False,
+    "approver_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{PROJECT_APPROVER_ROLE}",
+    "studio_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{STUDIO_LEAD_ROLE}",
 }
 POLICY = policy.Policy.from_dict(POLICY_DOCUMENT)
+# The keys of POLICY_DOCUMENT that come from names, not from the project's approval section.
+DERIVED_KEYS = ("project", "model_package_group", "approver_role_arn", "studio_role_arn")
 
 
 # --------------------------------------------------------------------------- identities
 
 
 def studio_user(profile: str, role: str) -> dict[str, Any]:
-    """UserContext of a Studio user (profile ``<project>-<user>``) acting through its execution role."""
+    """UserContext of a Studio user (profile ``<project>-<user>``) acting through its execution role.
+
+    The domain sets the profile name as the session's STS source identity
+    (``ExecutionRoleIdentityConfig = USER_PROFILE_NAME``).
+    """
     return {
         "UserProfileArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:user-profile/d-test/{profile}",
         "UserProfileName": profile,
@@ -67,24 +81,30 @@ def studio_user(profile: str, role: str) -> dict[str, Any]:
         "IamIdentity": {
             "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/SageMaker",
             "PrincipalId": f"AROATEST{role.upper()[:8]}:SageMaker",
+            "SourceIdentity": profile,
         },
     }
 
 
-def role_session(role: str, session: str) -> dict[str, Any]:
+def role_session(role: str, session: str, source_identity: str | None = None) -> dict[str, Any]:
     """UserContext of an API call made with an assumed role (CLI, pipeline, Lambda)."""
-    return {
-        "IamIdentity": {
-            "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}",
-            "PrincipalId": f"AROATEST{role.upper()[:8]}:{session}",
-        }
+    iam: dict[str, Any] = {
+        "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}",
+        "PrincipalId": f"AROATEST{role.upper()[:8]}:{session}",
     }
+    if source_identity is not None:
+        iam["SourceIdentity"] = source_identity
+    return {"IamIdentity": iam}
 
 
 PIPELINE_ROLE = role_session("mlops-churn-dev-pipeline", "SageMaker-pipeline")
 ALICE = studio_user("churn-alice", "mlops-churn-dev-lead")
 BOB = studio_user("churn-bob", "mlops-churn-dev-data-scientist")
 APPROVER_CLI = role_session(APPROVER_ROLE, "mlops-cli-carol")
+# alice through `mlops approve --as alice`: the project's approver role with her name as source identity.
+ALICE_CLI = role_session(PROJECT_APPROVER_ROLE, "alice", source_identity="alice")
+# Someone assuming the approver role without being alice cannot set her source identity; with another name:
+MALLORY_CLI = role_session(PROJECT_APPROVER_ROLE, "alice", source_identity="mallory")
 GUARD_ROLE = role_session("mlops-churn-approval-guard", "guard")
 
 
@@ -117,6 +137,12 @@ class RecordingIdentity:
         return response
 
     def update_model_package(self, **kwargs: Any) -> dict[str, Any]:
+        if "ModelApprovalStatus" not in kwargs:
+            # moto clears the status and description of a call that does not set them; SageMaker keeps them.
+            current = self._real.describe_model_package(ModelPackageName=kwargs["ModelPackageArn"])
+            kwargs = {"ModelApprovalStatus": current.get("ModelApprovalStatus"), **kwargs}
+            if current.get("ApprovalDescription") is not None and "ApprovalDescription" not in kwargs:
+                kwargs["ApprovalDescription"] = current["ApprovalDescription"]
         response = self._real.update_model_package(**kwargs)
         if self._caller is not None:
             self._identities.last_modified_by[kwargs["ModelPackageArn"]] = self._caller
@@ -201,6 +227,63 @@ def state_change_event(
         "time": time,
         "region": REGION,
         "resources": [arn],
+        "detail": detail,
+    }
+
+
+def approval_event(
+    arn: str,
+    by: dict[str, Any] | None,
+    *,
+    status: str = "Approved",
+    event_id: str | None = None,
+    time: str = "2026-05-04T10:00:00Z",
+    description: str | None = None,
+    error_code: str | None = None,
+) -> dict[str, Any]:
+    """The EventBridge "AWS API Call via CloudTrail" event of ``UpdateModelPackage`` by ``by`` (a UserContext)."""
+    iam = (by or {}).get("IamIdentity", {})
+    user_identity: dict[str, Any] = {"type": "AssumedRole", "accountId": ACCOUNT}
+    if iam.get("Arn"):
+        user_identity["arn"] = iam["Arn"]
+        user_identity["principalId"] = iam.get("PrincipalId", "")
+        role = iam["Arn"].split("/")[1]
+        user_identity["sessionContext"] = {
+            "sessionIssuer": {"type": "Role", "arn": f"arn:aws:iam::{ACCOUNT}:role/{role}", "userName": role},
+            "attributes": {"creationDate": time, "mfaAuthenticated": "false"},
+        }
+        if iam.get("SourceIdentity"):
+            user_identity["sessionContext"]["sourceIdentity"] = iam["SourceIdentity"]
+    request: dict[str, Any] = {"modelPackageArn": arn, "modelApprovalStatus": status}
+    if description is not None:
+        request["approvalDescription"] = description
+    detail: dict[str, Any] = {
+        "eventVersion": "1.09",
+        "userIdentity": user_identity,
+        "eventTime": time,
+        "eventSource": "sagemaker.amazonaws.com",
+        "eventName": "UpdateModelPackage",
+        "awsRegion": REGION,
+        "requestParameters": request,
+        "responseElements": {"modelPackageArn": arn},
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": ACCOUNT,
+    }
+    if error_code is not None:
+        detail["errorCode"] = error_code
+        detail["responseElements"] = None
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.sagemaker",
+        "account": ACCOUNT,
+        "time": time,
+        "region": REGION,
+        "resources": [],
         "detail": detail,
     }
 
@@ -387,7 +470,7 @@ def write_config(root: Path) -> Path:
                 "name": PROJECT,
                 "owners": ["ml-churn@example.com"],
                 "members": [{"user": "alice", "persona": "lead"}, {"user": "bob"}],
-                "approval": {k: v for k, v in POLICY_DOCUMENT.items() if k not in ("project", "model_package_group")},
+                "approval": {k: v for k, v in POLICY_DOCUMENT.items() if k not in DERIVED_KEYS},
             }
         )
     )

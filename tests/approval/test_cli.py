@@ -3,8 +3,10 @@
 The CLI reaches the server through ``AWS_ENDPOINT_URL`` with dummy
 credentials; the tests seed the server through boto3 and read it back. moto
 records a fixed fake user for every update, which does not matter here: the
-CLI checks metrics and evidence only (identity is the guard's job, see
-test_end_to_end.py).
+CLI checks metrics and evidence, and that ``--as NAME`` names an approver; it
+then approves in the project's approver role with NAME as source identity
+(whether that session may approve is the guard's job, see test_end_to_end.py
+and test_trust.py).
 """
 
 from __future__ import annotations
@@ -113,22 +115,38 @@ def test_approvals_show_compares_with_what_runs_in_staging(server_platform, cli)
 
 def test_approve_updates_the_version(server_platform, cli):
     arn = server_platform.register()
-    out = ok(cli("approve", arn, "--reason", "evaluation reviewed"))
+    out = ok(cli("approve", arn, "--as", "alice", "--reason", "evaluation reviewed"))
     assert "Approved mlops-churn version 1 (was PendingManualApproval)." in out
     assert status(server_platform, arn) == ("Approved", "evaluation reviewed")
-    assert "already Approved" in ok(cli("approve", arn, "--reason", "again"))
+    assert "already Approved" in ok(cli("approve", arn, "--as", "alice", "--reason", "again"))
+
+
+def test_approve_needs_to_know_who_approves(server_platform, cli):
+    arn = server_platform.register()
+    line = one_line_error(cli("approve", arn, "--reason", "ok"), 2, "say who approves: pass --as NAME")
+    assert "approvers of churn: alice" in line
+    assert status(server_platform, arn)[0] == "PendingManualApproval"
+
+
+def test_approve_as_someone_who_is_no_approver_is_refused(server_platform, cli):
+    arn = server_platform.register()
+    line = one_line_error(cli("approve", arn, "--as", "bob", "--reason", "ok"), 3, "refused: 'bob'")
+    assert "is not an approver of project churn" in line
+    assert status(server_platform, arn)[0] == "PendingManualApproval"
 
 
 def test_approve_is_refused_when_metrics_fail_the_policy(server_platform, cli):
     arn = server_platform.register(auc=0.7)
-    line = one_line_error(cli("approve", arn, "--reason", "please"), 3, "refused: mlops-churn version 1")
+    line = one_line_error(
+        cli("approve", arn, "--as", "alice", "--reason", "please"), 3, "refused: mlops-churn version 1"
+    )
     assert "metric auc = 0.7 is below the threshold 0.75" in line
     assert status(server_platform, arn)[0] == "PendingManualApproval"
 
 
 def test_approve_is_refused_when_evidence_is_missing(server_platform, cli):
     arn = server_platform.register(evaluation=False)
-    line = one_line_error(cli("approve", arn, "--reason", "please"), 3, "refused:")
+    line = one_line_error(cli("approve", arn, "--as", "alice", "--reason", "please"), 3, "refused:")
     assert "evidence missing: evaluation report" in line
     assert status(server_platform, arn)[0] == "PendingManualApproval"
 
@@ -178,7 +196,14 @@ def test_role_arn_assumes_into_the_governance_account(server_platform, cli):
             "unknown project: model package group 'mlops-fraud' is not in config",
         ),
         (
-            ("approve", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/mlops-churn/99", "--reason", "x"),
+            (
+                "approve",
+                f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/mlops-churn/99",
+                "--as",
+                "alice",
+                "--reason",
+                "x",
+            ),
             "unknown model package: arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlops-churn/99",
         ),
         (
@@ -187,7 +212,14 @@ def test_role_arn_assumes_into_the_governance_account(server_platform, cli):
         ),
         (("approve", "mlops-churn/1", "--reason", "x"), "is not a model package version ARN"),
         (
-            ("approve", f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/mlops-churn/1", "--reason", " "),
+            (
+                "approve",
+                f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/mlops-churn/1",
+                "--as",
+                "alice",
+                "--reason",
+                " ",
+            ),
             "--reason must not be empty",
         ),
     ],

@@ -1,14 +1,16 @@
 """The approval journey end to end on a loopback moto server (``ThreadedMotoServer``).
 
 register (PendingManualApproval) → notify publishes → a wrong principal approves
-through the CLI functions → the guard reverts it with the reasons in
+through the CLI functions → the guard, fed the CloudTrail record of that
+approval call, reverts it with the reasons in
 ApprovalDescription → notify re-announces it as reverted → a proper approver
 approves → the guard records the release and starts the deployment → the CLI
 shows what runs where.
 
 Every AWS call goes over HTTP to the server. EventBridge is not in the loop:
 each state change is turned into the event SageMaker would emit (from the
-version's current description). moto records a fixed fake user as
+version's current description), each approval call into its CloudTrail record
+(``approval_event``, naming the caller). moto records a fixed fake user as
 LastModifiedBy, so the SageMaker clients of the CLI and of the Lambdas are
 wrapped with ``RecordingIdentity``, which records the acting principal the way
 real SageMaker does.
@@ -17,12 +19,20 @@ real SageMaker does.
 from __future__ import annotations
 
 import pytest
-from mlops_platform.approval_policy import policy_document
 
+from mlops_platform.approval_policy import policy_document
 from mlops_platform.cli import core
 from mlops_platform.config import load_config
 from tests.approval.lambdas import guard, notify
-from tests.approval.support import ALICE, BOB, GROUP, POLICY_DOCUMENT, state_change_event, write_config
+from tests.approval.support import (
+    ALICE_CLI,
+    BOB,
+    GROUP,
+    POLICY_DOCUMENT,
+    approval_event,
+    state_change_event,
+    write_config,
+)
 
 
 @pytest.fixture
@@ -56,7 +66,7 @@ def test_register_notify_wrong_approver_reverted_then_released(server_platform, 
     )
     [note] = platform.notifications()
     assert note["subject"] == f"[churn] {GROUP} version 1 awaits approval"
-    assert f'mlops approve {arn} --reason "..."' in note["message"]
+    assert f'mlops approve {arn} --as YOUR-NAME --reason "..."' in note["message"]
 
     pending = core.list_pending(platform.sagemaker, ctx)
     assert [(p.project, p.version, p.arn) for p in pending] == [("churn", 1, arn)]
@@ -66,7 +76,13 @@ def test_register_notify_wrong_approver_reverted_then_released(server_platform, 
     assert result.changed and result.previous_status == "PendingManualApproval"
 
     # 3. The guard reverts: bob is not an approver and registered the version himself.
-    outcome = guard.handle(event_for(platform, arn, "e2", "2026-06-01T09:00:00Z"), settings, lambda_clients)
+    # A state change event does not reach the guard (it names no approver); the call's CloudTrail record does.
+    assert (
+        guard.handle(event_for(platform, arn, "e2", "2026-06-01T09:00:00Z"), settings, lambda_clients)["decision"]
+        == "dropped"
+    )
+    call = approval_event(arn, BOB, event_id="e2", time="2026-06-01T09:00:00Z", description="ship it")
+    outcome = guard.handle(call, settings, lambda_clients)
     assert outcome["decision"] == "reverted" and outcome["revert_to"] == "PendingManualApproval"
     described = platform.describe(arn)
     assert described["ModelApprovalStatus"] == "PendingManualApproval"
@@ -83,14 +99,19 @@ def test_register_notify_wrong_approver_reverted_then_released(server_platform, 
     assert "Its approval was reverted by the approval guard:" in again["message"]
     assert platform.items("release#") == [] and platform.executions() == []
 
-    # 5. alice, an approver, approves; the guard releases to staging and starts the deployment.
-    core.approve(platform.sagemaker_as(ALICE), platform.s3, ctx, arn, "reviewed the evaluation, ok")
-    outcome = guard.handle(event_for(platform, arn, "e4", "2026-06-01T10:00:00Z"), settings, lambda_clients)
+    # 5. alice, an approver, approves with `mlops approve --as alice` (the approver role, source identity
+    #    alice); the guard releases to staging and starts the deployment.
+    core.approve(platform.sagemaker_as(ALICE_CLI), platform.s3, ctx, arn, "reviewed the evaluation, ok")
+    call = approval_event(
+        arn, ALICE_CLI, event_id="e4", time="2026-06-01T10:00:00Z", description="reviewed the evaluation, ok"
+    )
+    outcome = guard.handle(call, settings, lambda_clients)
     assert outcome["decision"] == "released"
     [release] = platform.items("release#")
     assert release["pk"] == "release#churn#staging" and release["status"] == "released"
     assert release["recorded_at"] == "2026-06-01T10:00:00Z" and release["reason"] == "reviewed the evaluation, ok"
-    assert "churn-alice" in release["approved_by"]
+    assert "assumed-role/mlops-churn-governance-approver/alice" in release["approved_by"]
+    assert "source identity alice" in release["approved_by"]
     [deploy] = platform.executions()
     assert (deploy["PROJECT"], deploy["STAGE"], deploy["MODEL_PACKAGE_ARN"]) == ("churn", "staging", arn)
     [released] = platform.notifications()

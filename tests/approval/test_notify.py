@@ -27,8 +27,8 @@ def test_pending_version_is_announced_with_evidence_and_commands(platform, capsy
     accuracy_line = next(line for line in body.splitlines() if line.strip().startswith("accuracy"))
     assert "0.65" in accuracy_line and accuracy_line.rstrip().endswith("FAIL")
     assert "metric accuracy = 0.65 is below the threshold 0.7" in body
-    assert f'mlops approve {arn} --reason "..."' in body
-    assert f'mlops reject {arn} --reason "..."' in body
+    assert f'mlops approve {arn} --as YOUR-NAME --reason "..."' in body
+    assert f'mlops reject {arn} --as YOUR-NAME --reason "..."' in body
     assert "reverted by the approval guard" not in body
 
     # One structured decision line on stdout.
@@ -59,7 +59,7 @@ def test_duplicate_delivery_notifies_once(platform):
     assert (first["decision"], second["decision"]) == ("notified", "duplicate")
     assert len(platform.notifications()) == 1
     [marker] = platform.items("event#")
-    assert marker["pk"] == "event#evt-1" and marker["sk"] == "notify"
+    assert marker["pk"] == "event#churn#evt-1" and marker["sk"] == "notify"
     # TTL: seven days after the event time, not the clock.
     assert int(marker["expires_at"]) == 1777888800 + 7 * 24 * 3600
 

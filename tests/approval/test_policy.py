@@ -8,7 +8,19 @@ import pytest
 
 from mlops_platform.config import Approval
 from tests.approval.lambdas import policy as P
-from tests.approval.support import ACCOUNT, ALICE, APPROVER_CLI, APPROVER_ROLE_ARN, BOB, PIPELINE_ROLE, POLICY_DOCUMENT
+from tests.approval.support import (
+    ACCOUNT,
+    ALICE,
+    ALICE_CLI,
+    APPROVER_CLI,
+    APPROVER_ROLE_ARN,
+    BOB,
+    MALLORY_CLI,
+    PIPELINE_ROLE,
+    POLICY_DOCUMENT,
+    PROJECT_APPROVER_ROLE,
+    STUDIO_LEAD_ROLE,
+)
 
 ARN = f"arn:aws:sagemaker:eu-west-1:{ACCOUNT}:model-package/mlops-churn/3"
 EVAL_URI = "s3://bucket/projects/churn/evaluation.json"
@@ -182,6 +194,70 @@ def test_same_principal(a, b, same):
     assert P.same_principal(a, b) is same
 
 
+def role(name, session, source=None, account=ACCOUNT):
+    return P.Identity(iam_arn=f"arn:aws:sts::{account}:assumed-role/{name}/{session}", source_identity=source)
+
+
+@pytest.mark.parametrize(
+    ("identity", "person"),
+    [
+        (role(PROJECT_APPROVER_ROLE, "alice", "alice"), "alice"),
+        (role(PROJECT_APPROVER_ROLE, "anything", "alice"), "alice"),  # the session name proves nothing
+        (role(PROJECT_APPROVER_ROLE, "alice", "mallory"), "mallory"),
+        (role(PROJECT_APPROVER_ROLE, "alice"), None),  # no source identity
+        (role(STUDIO_LEAD_ROLE, "SageMaker", "churn-alice"), "alice"),
+        (role(STUDIO_LEAD_ROLE, "SageMaker", "alice"), None),  # Studio names are <project>-<user>
+        (role(STUDIO_LEAD_ROLE, "SageMaker", "fraud-alice"), None),
+        (role("mlops-churn-dev-data-scientist", "SageMaker", "churn-alice"), None),
+        (role(PROJECT_APPROVER_ROLE, "alice", "alice", account="210987654321"), None),
+        (P.Identity(user_profile_name="churn-alice"), None),
+        (P.Identity(source_identity="alice"), None),
+        (P.Identity.from_user_context(ALICE), "alice"),
+        (P.Identity.from_user_context(ALICE_CLI), "alice"),
+        (P.Identity.from_user_context(BOB), None),
+        (None, None),
+    ],
+)
+def test_person_of(identity, person):
+    assert P.person_of(POLICY, identity) == person
+
+
+def test_person_of_needs_the_roles_in_the_policy():
+    roles = ("approver_role_arn", "studio_role_arn")
+    bare = P.Policy.from_dict({k: v for k, v in POLICY_DOCUMENT.items() if k not in roles})
+    assert P.person_of(bare, role(PROJECT_APPROVER_ROLE, "alice", "alice")) is None
+    assert not P.is_approver(bare, P.Identity.from_user_context(ALICE_CLI))
+    assert P.is_approver(bare, P.Identity.from_user_context(APPROVER_CLI))  # role ARN entries need no person
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        # The person both prove decides first: alice from Studio and from the CLI.
+        (P.Identity.from_user_context(ALICE), P.Identity.from_user_context(ALICE_CLI), True),
+        (P.Identity.from_user_context(ALICE_CLI), P.Identity.from_user_context(MALLORY_CLI), False),
+        (P.Identity.from_user_context(ALICE), P.Identity.from_user_context(BOB), False),
+        # Without a proven person on both sides, the other fields decide as before.
+        (P.Identity.from_user_context(ALICE_CLI), P.Identity.from_user_context(PIPELINE_ROLE), False),
+        (P.Identity.from_user_context(ALICE_CLI), P.Identity(source_identity="alice"), True),
+    ],
+)
+def test_same_principal_with_a_policy_compares_persons_first(a, b, same):
+    assert P.same_principal(a, b, POLICY) is same
+
+
+def test_approver_entry_matches():
+    alice_cli = P.Identity.from_user_context(ALICE_CLI)
+    assert P.approver_entry_matches(POLICY, "alice", alice_cli)
+    assert not P.approver_entry_matches(POLICY, "bob", alice_cli)
+    assert not P.approver_entry_matches(POLICY, "churn-alice", alice_cli)
+    assert P.approver_entry_matches(POLICY, "alice", P.Identity.from_user_context(ALICE))
+    carol = P.Identity.from_user_context(APPROVER_CLI)
+    assert P.approver_entry_matches(POLICY, APPROVER_ROLE_ARN, carol)
+    assert not P.approver_entry_matches(POLICY, APPROVER_ROLE_ARN, alice_cli)
+    assert not P.approver_entry_matches(POLICY, "alice", carol)
+
+
 # --------------------------------------------------------------------------- evidence and metrics
 
 
@@ -230,8 +306,9 @@ def test_parse_package_collects_evidence_and_identities():
     assert pkg.registrant.principal.endswith(":role/mlops-churn-dev-pipeline")
     assert pkg.last_modified_by.user_profile_name == "churn-alice"
     assert pkg.reverted_by_guard == "metric auc low"
-    assert P.approver_of(pkg) == pkg.last_modified_by
-    assert P.approver_of(package(last_modified_by=None)) == pkg.registrant
+    # LastModifiedBy is whoever touched the version last, never the approver: the call's caller is.
+    assert not hasattr(P, "approver_of")
+    assert "approver unknown" in P.evaluate(POLICY, pkg, None).violations[0]
 
 
 def test_unparseable_report_becomes_a_report_problem():
@@ -312,6 +389,34 @@ def test_user_entry_does_not_match_another_projects_profile():
     assert P.evaluate(POLICY, package(), fraud_alice).revert_to == P.PENDING
 
 
+def test_a_studio_user_profile_name_alone_is_no_approver():
+    """The profile name is not proof: only a session of the lead role with the profile as source identity is."""
+    assert not P.is_approver(POLICY, P.Identity(user_profile_name="churn-alice"))
+    profile_on_another_role = P.Identity(
+        user_profile_name="churn-alice",
+        iam_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/mlops-churn-dev-data-scientist/SageMaker",
+        source_identity="churn-alice",
+    )
+    assert not P.is_approver(POLICY, profile_on_another_role)
+    assert P.evaluate(POLICY, package(), profile_on_another_role).revert_to == P.PENDING
+
+
+def test_alice_through_the_cli_is_an_approver():
+    assert P.evaluate(POLICY, package(), P.Identity.from_user_context(ALICE_CLI)).allowed
+
+
+def test_the_approver_role_with_another_source_identity_is_no_approver():
+    decision = P.evaluate(POLICY, package(), P.Identity.from_user_context(MALLORY_CLI))
+    assert decision.revert_to == P.PENDING and "is not an approver of project churn" in decision.violations[0]
+
+
+def test_self_approval_across_studio_and_cli_is_detected():
+    """alice registers from Studio (churn-alice) and approves from the CLI (alice): one person."""
+    decision = P.evaluate(POLICY, package(created_by=ALICE), P.Identity.from_user_context(ALICE_CLI))
+    assert decision.revert_to == P.PENDING
+    assert "self-approval is not allowed" in decision.violations[0]
+
+
 def test_self_approval_goes_back_to_pending():
     decision = P.evaluate(POLICY, package(created_by=ALICE), ALICE_ID)
     assert decision.revert_to == P.PENDING
@@ -356,7 +461,6 @@ def test_the_example_configs_policy_document_is_a_valid_lambda_policy():
     import json
 
     from mlops_platform.approval_policy import load_policy, policy_document
-
     from mlops_platform.config import load_config
     from mlops_platform.naming import Naming
     from tests.approval.conftest import REPO

@@ -8,12 +8,12 @@ clientRequestToken, so execution counts measure our idempotency).
 from __future__ import annotations
 
 from tests.approval.lambdas import guard, rejected, releases
-from tests.approval.support import ALICE, APPROVER_CLI, GROUP, TABLE, state_change_event
+from tests.approval.support import ALICE, APPROVER_CLI, GROUP, TABLE, approval_event, state_change_event
 
 
 def release(platform, arn, n):
     platform.set_status(arn, "Approved", ALICE, f"approval {n}")
-    event = state_change_event(arn, "Approved", event_id=f"evt-approve-{n}", time=f"2026-05-0{n}T09:00:00Z")
+    event = approval_event(arn, ALICE, event_id=f"evt-approve-{n}", time=f"2026-05-0{n}T09:00:00Z")
     assert guard.handle(event, platform.settings(), platform.clients())["decision"] == "released"
 
 
@@ -34,7 +34,7 @@ def test_rejecting_the_current_release_rolls_back_to_the_previous_version(platfo
     platform.notifications()
     _, outcome = reject(platform, v2)
 
-    assert outcome["decision"] == "rolled_back"
+    assert outcome["decision"] == "rolled_back" and outcome["restored_rejection"] is False
     assert released_versions(platform) == [("0000000001", "released"), ("0000000002", "revoked")]
     revoked = platform.items("release#churn#staging")[1]
     assert revoked["revoked_at"] == "2026-05-09T12:00:00Z" and revoked["revoked_reason"] == "drift in production"
@@ -109,6 +109,8 @@ def test_duplicate_rejection_rolls_back_deploys_and_notifies_once(platform):
     assert len(platform.items("rollback#")) == 1
     assert len(platform.executions()) == 3
     assert len(platform.notifications()) == 1
+    [marker] = platform.items("event#")
+    assert marker["pk"] == "event#churn#evt-reject" and marker["sk"] == "rejected"
 
 
 def test_stale_rejection_does_nothing(platform):
@@ -139,7 +141,7 @@ def test_version_approved_again_after_a_rejection_is_released_anew(platform):
     release(platform, v1, 1)
     reject(platform, v1)
     platform.set_status(v1, "Approved", ALICE, "fixed upstream data, approving again")
-    event = state_change_event(v1, "Approved", event_id="evt-approve-again", time="2026-05-10T09:00:00Z")
+    event = approval_event(v1, ALICE, event_id="evt-approve-again", time="2026-05-10T09:00:00Z")
     outcome = guard.handle(event, platform.settings(), platform.clients())
 
     assert outcome["decision"] == "released"

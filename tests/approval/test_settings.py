@@ -11,7 +11,7 @@ import pytest
 from tests.approval.lambdas import aws as lambda_aws
 from tests.approval.lambdas import guard, notify, rejected
 from tests.approval.lambdas import settings as settings_mod
-from tests.approval.support import ALICE, POLICY, POLICY_DOCUMENT, state_change_event
+from tests.approval.support import ALICE, BOB, POLICY, POLICY_DOCUMENT, approval_event
 
 
 @pytest.fixture
@@ -41,17 +41,30 @@ def test_handler_reads_the_environment_once_and_creates_only_the_clients_it_uses
     for name, value in platform.env().items():
         monkeypatch.setenv(name, value)
     arn = platform.register()
-    platform.set_status(arn, "Approved", ALICE, "ok")
+    platform.set_status(arn, "Approved", BOB, "ok")
 
-    # moto does not record approvers (see support.py): the real clients see its fake user, so this
-    # approval is reverted; what matters here is the entry point wiring.
-    outcome = guard.handler(state_change_event(arn, "Approved"), None)
+    # bob is no approver: the guard reverts without reading the report (identity first), so the
+    # handler creates clients for the releases table, SageMaker and SNS only -- not S3.
+    outcome = guard.handler(approval_event(arn, BOB), None)
 
-    assert outcome["decision"] == "reverted"
+    assert outcome["decision"] == "reverted" and outcome["revert_to"] == "PendingManualApproval"
     assert settings_mod.get_settings().policy == POLICY
-    assert sorted(lambda_aws.get_clients()._clients) == ["s3", "sagemaker", "sns"]
+    assert sorted(lambda_aws.get_clients()._clients) == ["dynamodb", "sagemaker", "sns"]
     monkeypatch.setenv("TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:changed")
     assert settings_mod.get_settings().topic_arn == platform.topic_arn  # parsed once
+
+
+def test_handler_releases_a_valid_approval_with_the_clients_it_creates(platform, monkeypatch, fresh_lambda_state):
+    for name, value in platform.env().items():
+        monkeypatch.setenv(name, value)
+    arn = platform.register()
+    platform.set_status(arn, "Approved", ALICE, "ok")
+
+    outcome = guard.handler(approval_event(arn, ALICE), None)
+
+    assert outcome["decision"] == "released"
+    assert sorted(lambda_aws.get_clients()._clients) == ["codepipeline", "dynamodb", "s3", "sagemaker", "sns"]
+    assert [e["MODEL_PACKAGE_ARN"] for e in platform.executions()] == [arn]
 
 
 @pytest.mark.parametrize(

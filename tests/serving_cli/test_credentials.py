@@ -9,7 +9,7 @@ from botocore.stub import Stubber
 
 from mlops_platform.cli.core import Context
 from mlops_platform.cli.credentials import assume_role_refresher, refreshing_credentials
-from mlops_platform.cli.serving import verify
+from mlops_platform.cli.verify import verify
 from mlops_platform.config import load_config
 from tests.synth import EXAMPLE_CONFIG
 
@@ -84,7 +84,7 @@ def test_without_refresh_the_same_wait_would_expire():
 
 
 def test_promotion_refuses_below_min_agreement_percent():
-    from mlops_platform.cli.serving import Agreement, ShadowReport, VariantReport, evaluate_promotion, parse_captures
+    from mlops_platform.cli.shadow import Agreement, ShadowReport, VariantReport, evaluate_promotion, parse_captures
     from mlops_platform.config import Promotion
 
     def variant(name, role):

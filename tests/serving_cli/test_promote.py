@@ -56,7 +56,7 @@ def test_promote_records_the_prod_release_and_starts_the_deploy_pipeline(world, 
 
     release = world.table.get_release(PROJECT, "prod", 2)
     assert release.status == "released" and release.model_package_arn == v2
-    assert release.approved_by.startswith(f"arn:aws:sts::{GOVERNANCE}:assumed-role/mlops-governance-admin/mlops-cli-")
+    assert release.approved_by.startswith(f"arn:aws:sts::{GOVERNANCE}:assumed-role/mlops-governance-admin/mlops-")
     assert release.reason == "shadow test clean for a week"
     assert release.event_id == f"promote:2:{release.recorded_at}"
     (execution,) = world.executions()

@@ -3,7 +3,7 @@
 CloudWatch and S3 are moto (moto honours the EndpointName/VariantName
 dimensions of GetMetricStatistics, checked below). moto drops shadow variants,
 so the CLI tests use the thin :class:`KeepsShadowVariants` wrapper (support.py)
-and one test drives :func:`serving.shadow_report` with a botocore ``Stubber``
+and one test drives :func:`mlops_platform.cli.shadow.shadow_report` with a botocore ``Stubber``
 for the SageMaker calls, which also pins their exact parameters.
 """
 
@@ -17,7 +17,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from mlops_platform.cli import core, serving
+from mlops_platform.cli import core
+from mlops_platform.cli import shadow as shadow_mod
 from mlops_platform.config import Promotion
 from tests.serving_cli.support import GOVERNANCE, REGION, STAGING_ROLE_ARN, Capture
 
@@ -30,7 +31,7 @@ def arn(version):
 
 
 def variant(role, *, invocations=200.0, errors=0.0, latency=10.0, shadow=False, name=None, version=1):
-    return serving.VariantReport(
+    return shadow_mod.VariantReport(
         name=name or role,
         role=role,
         shadow=shadow,
@@ -43,7 +44,7 @@ def variant(role, *, invocations=200.0, errors=0.0, latency=10.0, shadow=False, 
 
 
 def report(*variants):
-    return serving.ShadowReport(
+    return shadow_mod.ShadowReport(
         project="churn",
         endpoint="mlops-churn-staging",
         endpoint_config="cfg",
@@ -58,44 +59,46 @@ def report(*variants):
 
 
 def test_a_healthy_challenger_passes():
-    assert serving.evaluate_promotion(report(variant("champion"), variant("challenger", latency=11.9)), RULE) == []
+    assert shadow_mod.evaluate_promotion(report(variant("champion"), variant("challenger", latency=11.9)), RULE) == []
 
 
 def test_too_few_shadow_invocations_fail():
-    (violation,) = serving.evaluate_promotion(report(variant("champion"), variant("challenger", invocations=99)), RULE)
+    (violation,) = shadow_mod.evaluate_promotion(
+        report(variant("champion"), variant("challenger", invocations=99)), RULE
+    )
     assert "challenger variant challenger had 99 invocations" in violation
     assert "needs at least 100" in violation
 
 
 def test_error_rate_above_the_limit_fails():
-    violations = serving.evaluate_promotion(report(variant("champion"), variant("challenger", errors=3)), RULE)
+    violations = shadow_mod.evaluate_promotion(report(variant("champion"), variant("challenger", errors=3)), RULE)
     assert violations == [
         "challenger variant challenger 5xx error rate is 1.50 % (3 of 200); the promotion rule allows 1 %"
     ]
     # Exactly at the limit passes.
-    assert serving.evaluate_promotion(report(variant("champion"), variant("challenger", errors=2)), RULE) == []
+    assert shadow_mod.evaluate_promotion(report(variant("champion"), variant("challenger", errors=2)), RULE) == []
 
 
 def test_latency_increase_above_the_limit_fails():
-    violations = serving.evaluate_promotion(report(variant("champion"), variant("challenger", latency=12.5)), RULE)
+    violations = shadow_mod.evaluate_promotion(report(variant("champion"), variant("challenger", latency=12.5)), RULE)
     assert len(violations) == 1
     assert "12.5 ms is 25.0 % above the champion's 10.0 ms" in violations[0]
 
 
 def test_missing_latency_data_cannot_pass():
-    violations = serving.evaluate_promotion(report(variant("champion", latency=None), variant("challenger")), RULE)
+    violations = shadow_mod.evaluate_promotion(report(variant("champion", latency=None), variant("challenger")), RULE)
     assert violations == ["no ModelLatency data for champion variant champion: cannot compare latency"]
 
 
 def test_single_variant_is_judged_on_its_own_numbers():
     # One variant serves the challenger; it is slow but there is nothing to compare with.
-    assert serving.evaluate_promotion(report(variant("challenger", latency=500)), RULE) == []
-    (violation,) = serving.evaluate_promotion(report(variant("challenger", invocations=10)), RULE)
+    assert shadow_mod.evaluate_promotion(report(variant("challenger", latency=500)), RULE) == []
+    (violation,) = shadow_mod.evaluate_promotion(report(variant("challenger", invocations=10)), RULE)
     assert "had 10 invocations" in violation
 
 
 def test_no_challenger_fails():
-    assert serving.evaluate_promotion(report(variant("champion")), RULE) == [
+    assert shadow_mod.evaluate_promotion(report(variant("champion")), RULE) == [
         "endpoint mlops-churn-staging has no challenger variant (variants: champion)"
     ]
 
@@ -111,8 +114,8 @@ def test_parse_captures_decodes_base64_and_counts_bad_lines():
         },
         "eventMetadata": {"eventId": "e1", "inferenceTime": "2026-05-04T10:00:00Z"},
     }
-    captures, bad = serving.parse_captures(json.dumps(line) + "\nnot json\n\n" + json.dumps({"x": 1}))
-    assert captures == [serving.Capture("e1", "1,2,3", "0.7")]
+    captures, bad = shadow_mod.parse_captures(json.dumps(line) + "\nnot json\n\n" + json.dumps({"x": 1}))
+    assert captures == [shadow_mod.Capture("e1", "1,2,3", "0.7")]
     assert bad == 2
 
 
@@ -132,24 +135,24 @@ def test_parse_captures_decodes_base64_and_counts_bad_lines():
     ],
 )
 def test_outputs_agree(champion, challenger, agree):
-    assert serving.outputs_agree(champion, challenger) is agree
+    assert shadow_mod.outputs_agree(champion, challenger) is agree
 
 
 def test_pairing_by_event_id_then_by_identical_input():
     champion = [
-        serving.Capture("e1", "a", "0.9"),
-        serving.Capture("e2", "b", "0.1"),
-        serving.Capture(None, "c", "0.8"),
-        serving.Capture(None, "c", "0.7"),
-        serving.Capture("e9", "z", "0.4"),  # the challenger never saw it (sampling)
+        shadow_mod.Capture("e1", "a", "0.9"),
+        shadow_mod.Capture("e2", "b", "0.1"),
+        shadow_mod.Capture(None, "c", "0.8"),
+        shadow_mod.Capture(None, "c", "0.7"),
+        shadow_mod.Capture("e9", "z", "0.4"),  # the challenger never saw it (sampling)
     ]
     challenger = [
-        serving.Capture("e2", "b", "0.9"),  # disagrees
-        serving.Capture("e1", "a", "0.6"),
-        serving.Capture(None, "c", "0.55"),  # pairs once only
-        serving.Capture("e7", "y", "0.1"),
+        shadow_mod.Capture("e2", "b", "0.9"),  # disagrees
+        shadow_mod.Capture("e1", "a", "0.6"),
+        shadow_mod.Capture(None, "c", "0.55"),  # pairs once only
+        shadow_mod.Capture("e7", "y", "0.1"),
     ]
-    agreement = serving.pair_captures(champion, challenger)
+    agreement = shadow_mod.pair_captures(champion, challenger)
     assert (agreement.paired_by_event, agreement.paired_by_input, agreement.agreed) == (2, 1, 2)
     assert agreement.rate_percent == pytest.approx(200 / 3)
     assert (agreement.champion_captures, agreement.challenger_captures) == (5, 4)
@@ -163,10 +166,10 @@ def test_read_captures_reads_the_newest_objects_of_the_window(world):
         staging.capture("champion", [Capture(name, name, "0.5")], name=name)
     prefix = f"projects/churn/data-capture/{staging.endpoint}/champion/"
     assert old.startswith(prefix)
-    captures, objects, bad = serving.read_captures(staging.s3, staging.bucket, prefix, since, limit=2)
+    captures, objects, bad = shadow_mod.read_captures(staging.s3, staging.bucket, prefix, since, limit=2)
     assert objects == 2 and bad == 0
     assert {c.event_id for c in captures} == {"b", "c"}  # the older-hour object is not even listed
-    assert serving.read_captures(staging.s3, "no-such-bucket-here", prefix, since) == ([], 0, 0)
+    assert shadow_mod.read_captures(staging.s3, "no-such-bucket-here", prefix, since) == ([], 0, 0)
 
 
 # --------------------------------------------------------------------------- the command (moto + thin fake)
@@ -297,7 +300,9 @@ def test_shadow_report_with_stubbed_sagemaker_calls(world):
             {"ModelName": model},
         )
     with stub:
-        result = serving.shadow_report(sagemaker, staging.cloudwatch, staging.s3, core.Context(world.config), "churn")
+        result = shadow_mod.shadow_report(
+            sagemaker, staging.cloudwatch, staging.s3, core.Context(world.config), "churn"
+        )
     stub.assert_no_pending_responses()
 
     assert [(v.name, v.role, v.shadow, v.version) for v in result.variants] == [
@@ -309,4 +314,4 @@ def test_shadow_report_with_stubbed_sagemaker_calls(world):
     assert result.agreement is not None
     assert (result.agreement.paired_by_input, result.agreement.agreed) == (2, 1)
     assert result.notes == []
-    assert serving.evaluate_promotion(result, RULE) == []
+    assert shadow_mod.evaluate_promotion(result, RULE) == []

@@ -6,7 +6,7 @@ stack (a template whose only output is ``EndpointConfigName``) live. moto drops
 shadow variants and has no UpdateEndpoint: the CLI tests keep shadow variants
 with the thin :class:`KeepsShadowVariants` wrapper and redeploy by recreating
 the endpoint (support.py); the waiting and shadow-without-champion tests stub
-SageMaker with botocore ``Stubber`` and call :func:`serving.verify` directly.
+SageMaker with botocore ``Stubber`` and call :func:`mlops_platform.cli.verify.verify` directly.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from mlops_platform.cli import core, serving
+from mlops_platform.cli import core
+from mlops_platform.cli import verify as verify_mod
 from mlops_platform.release_manifest import ModelVersion, ReleaseManifest
 from tests.serving_cli.support import PROJECT, REGION, STAGE_ROLE_ARN
 
@@ -234,7 +235,7 @@ def test_verify_waits_for_an_updating_endpoint(stubbed):
         stub.add_response("describe_endpoint", endpoint(status), {"EndpointName": "mlops-churn-staging"})
     stub_config(stub, "cfg-2", {"champion": (1, False)})
     clock = Clock()
-    result = serving.verify(
+    result = verify_mod.verify(
         sagemaker, cloudformation, ctx, PROJECT, "staging", only_v1(), wait_minutes=5, sleep=clock.sleep, clock=clock
     )
     assert result.problems == []
@@ -247,7 +248,7 @@ def test_verify_gives_up_when_the_wait_ends(stubbed):
     for _ in range(3):
         stub.add_response("describe_endpoint", endpoint("Updating"), {"EndpointName": "mlops-churn-staging"})
     clock = Clock()
-    result = serving.verify(
+    result = verify_mod.verify(
         sagemaker, cloudformation, ctx, PROJECT, "staging", only_v1(), wait_minutes=1, sleep=clock.sleep, clock=clock
     )
     assert result.problems == ["endpoint mlops-churn-staging is still Updating after waiting 1 min"]
@@ -257,7 +258,7 @@ def test_verify_gives_up_when_the_wait_ends(stubbed):
 def test_verify_does_not_wait_by_default(stubbed):
     stub, sagemaker, cloudformation, ctx = stubbed
     stub.add_response("describe_endpoint", endpoint("Creating"), {"EndpointName": "mlops-churn-staging"})
-    result = serving.verify(sagemaker, cloudformation, ctx, PROJECT, "staging", only_v1(), sleep=pytest.fail)
+    result = verify_mod.verify(sagemaker, cloudformation, ctx, PROJECT, "staging", only_v1(), sleep=pytest.fail)
     assert result.problems == ["endpoint mlops-churn-staging is still Creating (pass --wait-minutes to wait)"]
 
 
@@ -268,7 +269,7 @@ def test_verify_reports_a_failed_endpoint_with_its_reason(stubbed):
         endpoint("Failed", reason="The primary container did not pass the ping health check."),
         {"EndpointName": "mlops-churn-staging"},
     )
-    result = serving.verify(sagemaker, cloudformation, ctx, PROJECT, "staging", only_v1(), wait_minutes=5)
+    result = verify_mod.verify(sagemaker, cloudformation, ctx, PROJECT, "staging", only_v1(), wait_minutes=5)
     assert result.problems == [
         "endpoint mlops-churn-staging is Failed: The primary container did not pass the ping health check."
     ]
@@ -278,7 +279,7 @@ def test_a_shadow_variant_without_champion_fails(stubbed):
     stub, sagemaker, cloudformation, ctx = stubbed
     stub.add_response("describe_endpoint", endpoint("InService", shadow=True), {"EndpointName": "mlops-churn-staging"})
     stub_config(stub, "cfg-2", {"champion": (1, False), "challenger": (1, True)})
-    result = serving.verify(sagemaker, cloudformation, ctx, PROJECT, "staging", only_v1())
+    result = verify_mod.verify(sagemaker, cloudformation, ctx, PROJECT, "staging", only_v1())
     assert result.problems == ["shadow variant challenger exists, but the release has no champion (version 1 only)"]
     stub.assert_no_pending_responses()
 
@@ -287,5 +288,5 @@ def test_an_unconfigured_variant_fails(stubbed):
     stub, sagemaker, cloudformation, ctx = stubbed
     stub.add_response("describe_endpoint", endpoint("InService"), {"EndpointName": "mlops-churn-staging"})
     stub_config(stub, "cfg-2", {"champion": (1, False), "blue": (1, False)})
-    result = serving.verify(sagemaker, cloudformation, ctx, PROJECT, "staging", only_v1())
+    result = verify_mod.verify(sagemaker, cloudformation, ctx, PROJECT, "staging", only_v1())
     assert result.problems == ["variant blue (production) is not in the staging config of churn"]
