@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlops_platform.approval.policy import APPROVAL_STATUSES, Identity
-from mlops_platform.approval.state_change import MalformedEvent, StateChange, parse_arn, parse_time
+from mlops_platform.approval.state_change import MalformedEvent, StateChange, envelope, parse_arn
 
 DETAIL_TYPE = "AWS API Call via CloudTrail"
 EVENT_SOURCE = "sagemaker.amazonaws.com"
@@ -64,17 +64,7 @@ def parse_approval_call(event: Any) -> tuple[StateChange, Identity | None]:
 
     :class:`FailedCall` (a subclass) when the call was refused by AWS.
     """
-    if not isinstance(event, Mapping):
-        raise MalformedEvent(f"event is a {type(event).__name__}, not an object")
-    if event.get("detail-type") != DETAIL_TYPE:
-        raise MalformedEvent(f"detail-type is {event.get('detail-type')!r}, expected {DETAIL_TYPE!r}")
-    event_id = event.get("id")
-    if not isinstance(event_id, str) or not event_id:
-        raise MalformedEvent("id is missing")
-    time = parse_time(event.get("time"))
-    detail = event.get("detail")
-    if not isinstance(detail, Mapping):
-        raise MalformedEvent("detail is missing")
+    event_id, time, detail = envelope(event, DETAIL_TYPE)
     if detail.get("eventSource") != EVENT_SOURCE:
         raise MalformedEvent(f"detail.eventSource is {detail.get('eventSource')!r}, expected {EVENT_SOURCE!r}")
     name = detail.get("eventName")

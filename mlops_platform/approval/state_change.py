@@ -63,14 +63,14 @@ def parse_arn(arn: str) -> tuple[str, int] | None:
     return (match["group"], int(match["version"])) if match else None
 
 
-def parse(event: Any) -> StateChange:
-    """The state change in ``event``; raises :class:`MalformedEvent` naming the first problem."""
+def envelope(event: Any, detail_type: str) -> tuple[str, datetime, Mapping[str, Any]]:
+    """``(id, time, detail)`` of a SageMaker EventBridge event of ``detail_type``; raises :class:`MalformedEvent`."""
     if not isinstance(event, Mapping):
         raise MalformedEvent(f"event is a {type(event).__name__}, not an object")
     if event.get("source") != SOURCE:
         raise MalformedEvent(f"source is {event.get('source')!r}, expected {SOURCE!r}")
-    if event.get("detail-type") != DETAIL_TYPE:
-        raise MalformedEvent(f"detail-type is {event.get('detail-type')!r}, expected {DETAIL_TYPE!r}")
+    if event.get("detail-type") != detail_type:
+        raise MalformedEvent(f"detail-type is {event.get('detail-type')!r}, expected {detail_type!r}")
     event_id = event.get("id")
     if not isinstance(event_id, str) or not event_id:
         raise MalformedEvent("id is missing")
@@ -78,6 +78,12 @@ def parse(event: Any) -> StateChange:
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         raise MalformedEvent("detail is missing")
+    return event_id, time, detail
+
+
+def parse(event: Any) -> StateChange:
+    """The state change in ``event``; raises :class:`MalformedEvent` naming the first problem."""
+    event_id, time, detail = envelope(event, DETAIL_TYPE)
     group = detail.get("ModelPackageGroupName")
     if not isinstance(group, str) or not group:
         raise MalformedEvent("detail.ModelPackageGroupName is missing")
