@@ -541,27 +541,40 @@ class Spot(_Strict):
     max_wait_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
 
 
-class FsxInput(_Strict):
-    """Train from the shared training cluster's FSx for Lustre (``directory`` under its mount). Default: read-only."""
-
-    directory: str = Field(pattern=r"^/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
-    access_mode: Literal["ro", "rw"] = "ro"
-
-
 class Pipeline(_Strict):
-    """The project's SageMaker Pipeline (preprocess, train, evaluate, register). Default on, CPU instances."""
+    """The project's SageMaker Pipeline: ingest, query the offline store, preprocess, train, evaluate, register.
+
+    Defaults: on; reads ``feature_group`` (default: the project's first feature
+    group) through Athena, label ``target_column`` (default ``churn``, an
+    Integral feature of that group, 0/1); ``input_data_uri`` is the default of
+    the pipeline's ``IngestDataUrl`` parameter: CSV files its Ingest step loads
+    into the feature group first (default none: the step ingests nothing); CPU
+    instances (scikit-learn).
+    """
 
     enabled: bool = True
     template: Literal["tabular"] = "tabular"
+    feature_group: str | None = None
+    target_column: str = Field(default="churn", pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
     input_data_uri: str | None = Field(default=None, pattern=_S3_URI_PATTERN)
     processing_instance_type: ProcessingInstanceType = "ml.m5.xlarge"
     training_instance_type: TrainingInstanceType = "ml.m5.xlarge"
     training_instance_count: int = Field(default=1, ge=1, le=100)
     max_runtime_minutes: int = Field(default=60, ge=1, le=28 * 24 * 60)
     spot: Spot = Spot()
-    fsx_input: FsxInput | None = None
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
     retrain_schedule: str | None = Field(default=None, pattern=_SCHEDULE_PATTERN)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "fsx_input" in data:
+            raise ValueError(
+                "fsx_input is no longer an option: processing jobs cannot read FSx for Lustre and the pipeline reads "
+                "the Feature Store offline store, so train and judge on the same data only that way; use FSx from "
+                "the shared training cluster (training_cluster in platform.yaml)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _spot_wait(self) -> Pipeline:
@@ -569,6 +582,11 @@ class Pipeline(_Strict):
             raise ValueError(
                 f"spot.max_wait_minutes ({self.spot.max_wait_minutes}) must be at least "
                 f"max_runtime_minutes ({self.max_runtime_minutes})"
+            )
+        if catalog.instance_family(self.training_instance_type) in catalog.TRAINIUM_FAMILIES:
+            raise ValueError(
+                f"training_instance_type {self.training_instance_type}: the pipeline trains a scikit-learn model, "
+                "which has no Neuron build; train on Trainium on the shared training cluster (training_cluster)"
             )
         return self
 
@@ -880,6 +898,47 @@ class ProjectSettings(_Strict):
                 raise ValueError(f"'{owner}' is not an email address")
         return owners
 
+    def pipeline_source(self) -> FeatureGroup:
+        """The feature group the pipeline reads (``pipeline.feature_group``, default the first)."""
+        groups = {g.name: g for g in self.features.feature_groups}
+        name = self.pipeline.feature_group or next(iter(groups), "")
+        if name not in groups:
+            raise ValueError(f"project {self.name} has no feature group for its pipeline")
+        return groups[name]
+
+    def pipeline_features(self) -> tuple[str, ...]:
+        """The model's input columns, in the group's order: every feature but identifier, event time, label."""
+        group = self.pipeline_source()
+        skip = {group.record_identifier, group.event_time, self.pipeline.target_column}
+        return tuple(f.name for f in group.features if f.name not in skip)
+
+    @model_validator(mode="after")
+    def _pipeline_source(self) -> ProjectSettings:
+        if not self.pipeline.enabled:
+            return self
+        groups = {g.name: g for g in self.features.feature_groups}
+        if not groups:
+            raise ValueError(
+                "pipeline: reads its data from a feature group's offline store; add one under "
+                "features.feature_groups, or set pipeline.enabled: false"
+            )
+        name = self.pipeline.feature_group or next(iter(groups))
+        if name not in groups:
+            raise ValueError(f"pipeline.feature_group: '{name}' is not a feature group (groups: {', '.join(groups)})")
+        group = groups[name]
+        if not group.offline_store.enabled:
+            raise ValueError(f"pipeline.feature_group: '{name}' has no offline store, which the pipeline queries")
+        types = {f.name: f.type for f in group.features}
+        target = self.pipeline.target_column
+        if types.get(target) != "Integral" or target in (group.record_identifier, group.event_time):
+            raise ValueError(
+                f"pipeline.target_column: '{target}' must be an Integral feature (0/1) of feature group '{name}' "
+                f"other than its identifier and event time (features: {', '.join(types)})"
+            )
+        if len(types) < 4:
+            raise ValueError(f"pipeline.feature_group: '{name}' has no feature besides identifier, event time, label")
+        return self
+
     @model_validator(mode="after")
     def _people(self) -> ProjectSettings:
         users = [m.user for m in self.members]
@@ -934,11 +993,6 @@ def load_config(config_dir: Path) -> PlatformConfig:
             raise ConfigError(
                 f"{_show(path)}: name: project '{project.name}' is already defined in "
                 f"{sources[project.name]}; project names must be unique"
-            )
-        if project.pipeline.fsx_input and not platform.training_cluster.enabled:
-            raise ConfigError(
-                f"{_show(path)}: pipeline.fsx_input: needs the shared training cluster; "
-                "set training_cluster.enabled: true in platform.yaml"
             )
         if platform.studio.auth_mode == "SSO":
             for i, member in enumerate(project.members):

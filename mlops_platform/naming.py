@@ -160,6 +160,10 @@ class Naming:
     def feature_group_name(self, project: str, group: str) -> str:
         return f"{self.prefix}-{project}-{group}"
 
+    def athena_workgroup(self, project: str) -> str:
+        """Athena workgroup the project's pipeline queries its offline store in (dev account)."""
+        return f"{self.prefix}-{project}"
+
     def studio_domain_name(self, role: str) -> str:
         return f"{self.prefix}-{role}"
 

@@ -6,15 +6,16 @@ All names, ARNs and URIs must be literal strings: the SageMaker SDK would try
 to resolve CDK tokens through AWS calls. Substitute tokens into the JSON after
 the build if you need them.
 
-Defaults: ``s3_prefix="pipelines"``; input data at
-``s3://<bucket>/<s3_prefix>/<pipeline_name>/input/``; ``ml.m5.xlarge`` for
-processing and training, one training instance with a 30 GB volume; no spot
-(``max_run_seconds`` 3600, ``max_wait_seconds`` 7200 when spot is on); no FSx,
-no VPC, no KMS key, no tags; metric ``auc`` >= 0.7; hyperparameters
-``n-estimators=100, max-depth=3, learning-rate=0.1`` (passed to train.py as
-``--key value``); scikit-learn framework ``1.2-1``; PyTorch Neuron framework
-``1.11.0`` for Trainium instance types; registered for real-time inference on
-``ml.m5.large``/``ml.m5.xlarge`` and batch transform on ``ml.m5.xlarge``.
+Defaults: ``s3_prefix="pipelines"``; nothing to ingest (``ingest_data_uri``
+empty); ``ml.m5.xlarge`` for processing and training, one training instance
+with a 30 GB volume; no spot (``max_run_seconds`` 3600, ``max_wait_seconds``
+7200 when spot is on); no VPC, no KMS key, no tags; metric ``auc`` >= 0.7;
+hyperparameters ``n-estimators=100, max-depth=3, learning-rate=0.1`` (passed to
+train.py as ``--key value``); scikit-learn framework ``1.2-1``; registered for
+real-time inference on ``ml.m5.large``/``ml.m5.xlarge`` and batch transform on
+``ml.m5.xlarge``. The source is the feature group ``feature_group_name``
+(label ``target_column``, model inputs ``feature_columns`` in that order),
+queried through the Athena workgroup ``athena_workgroup``.
 
 This module imports nothing from the SageMaker SDK (it is cheap to import).
 """
@@ -26,9 +27,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 
-from mlops_platform.catalog import JOB_LOCAL_STORAGE_FAMILIES, TRAINIUM_FAMILIES
+from mlops_platform.catalog import JOB_LOCAL_STORAGE_FAMILIES
 
-TRAINIUM_PREFIXES = tuple(f"ml.{family}." for family in TRAINIUM_FAMILIES)
 METRIC_NAMES = ("auc", "accuracy", "precision", "recall", "f1")
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
@@ -39,8 +39,8 @@ _GROUP_ARN = re.compile(
 )
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
+_FEATURE = re.compile(r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
-_FSX_ID = re.compile(r"^fs-[0-9a-f]{8,17}$")
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
 # A key ARN, never an alias: VolumeKmsKeyId of training and processing jobs takes key ids and key ARNs only
@@ -61,10 +61,6 @@ def has_instance_storage(instance_type: str) -> bool:
     return instance_family(instance_type) in JOB_LOCAL_STORAGE_FAMILIES
 
 
-def is_trainium(instance_type: str) -> bool:
-    return instance_type.startswith(TRAINIUM_PREFIXES)
-
-
 @dataclass(frozen=True)
 class PipelineInputs:
     """Inputs of ``tabular.build_definition``; invalid combinations raise ValueError."""
@@ -81,8 +77,14 @@ class PipelineInputs:
     preprocess_code_uri: str
     train_code_uri: str
     evaluate_code_uri: str
+    ingest_code_uri: str
+    query_code_uri: str
+    feature_group_name: str
+    record_identifier: str
+    feature_columns: tuple[str, ...]
+    athena_workgroup: str
     s3_prefix: str = "pipelines"
-    input_data_uri: str = ""  # "" -> s3://<bucket>/<s3_prefix>/<pipeline_name>/input/
+    ingest_data_uri: str = ""  # default of IngestDataUrl; "" ingests nothing
     processing_instance_type: str = "ml.m5.xlarge"
     training_instance_type: str = "ml.m5.xlarge"
     training_instance_count: int = 1
@@ -90,9 +92,6 @@ class PipelineInputs:
     use_spot: bool = False
     max_run_seconds: int = 3600
     max_wait_seconds: int = 7200
-    fsx_file_system_id: str | None = None
-    fsx_directory_path: str | None = None  # "/<mountName>/path"
-    fsx_access_mode: str = "ro"
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
     kms_key_arn: str | None = None
@@ -100,9 +99,6 @@ class PipelineInputs:
     metric_threshold: float = 0.7
     hyperparameters: tuple[tuple[str, str], ...] = DEFAULT_HYPERPARAMETERS
     sklearn_framework_version: str = "1.2-1"
-    neuron_framework_version: str = "1.11.0"
-    # Pins the training image instead of the SDK lookup (e.g. a newer Neuron DLC).
-    training_image_uri: str | None = None
     target_column: str = "churn"
     inference_instance_types: tuple[str, ...] = ("ml.m5.large", "ml.m5.xlarge")
     transform_instance_types: tuple[str, ...] = ("ml.m5.xlarge",)
@@ -111,6 +107,7 @@ class PipelineInputs:
     def __post_init__(self) -> None:
         # Normalise collection fields so equal inputs hash and serialise equally
         # whether callers pass lists, dicts or tuples.
+        object.__setattr__(self, "feature_columns", tuple(self.feature_columns))
         object.__setattr__(self, "subnet_ids", tuple(self.subnet_ids))
         object.__setattr__(self, "security_group_ids", tuple(self.security_group_ids))
         object.__setattr__(self, "inference_instance_types", tuple(self.inference_instance_types))
@@ -149,13 +146,19 @@ class PipelineInputs:
             f"model_package_group_arn is in {group.group('region')} but the pipeline runs in "
             f"{self.region}; the registry group must be in the same region",
         )
-        for name in ("preprocess_code_uri", "train_code_uri", "evaluate_code_uri"):
+        scripts = ("preprocess_code_uri", "evaluate_code_uri", "ingest_code_uri", "query_code_uri")
+        for name in (*scripts, "train_code_uri"):
             value = getattr(self, name)
             need(value.startswith("s3://") and len(value) > 5, f"{name} must be a literal s3:// URI, got {value!r}")
-        need(
-            self.preprocess_code_uri.endswith(".py") and self.evaluate_code_uri.endswith(".py"),
-            "preprocess_code_uri and evaluate_code_uri must point at .py files",
-        )
+        for name in scripts:
+            need(getattr(self, name).endswith(".py"), f"{name} must point at a .py file")
+        names = (self.record_identifier, self.target_column, *self.feature_columns)
+        for name in names:
+            need(bool(_FEATURE.match(name)), f"feature name {name!r} is not a feature name")
+        need(bool(self.feature_columns), "feature_columns must name at least one model input")
+        need(len(set(names)) == len(names), "record_identifier, target_column and feature_columns must differ")
+        need(bool(_PIPELINE_NAME.match(self.feature_group_name)), "feature_group_name is not a feature group name")
+        need(bool(re.match(r"^[a-zA-Z0-9._-]{1,128}$", self.athena_workgroup)), "athena_workgroup is not a name")
         need(
             # A CDK file asset keeps only the last suffix (".gz"); the toolkit needs a gzip tarball.
             self.train_code_uri.endswith(".gz"),
@@ -163,8 +166,8 @@ class PipelineInputs:
             f"got {self.train_code_uri!r}",
         )
         need(
-            self.input_data_uri == "" or self.input_data_uri.startswith("s3://"),
-            f"input_data_uri must be an s3:// URI, got {self.input_data_uri!r}",
+            self.ingest_data_uri == "" or self.ingest_data_uri.startswith("s3://"),
+            f"ingest_data_uri must be an s3:// URI, got {self.ingest_data_uri!r}",
         )
         for name in ("processing_instance_type", "training_instance_type"):
             need(
@@ -191,27 +194,6 @@ class PipelineInputs:
             bool(self.subnet_ids) == bool(self.security_group_ids),
             "subnet_ids and security_group_ids must be given together",
         )
-        if self.fsx_file_system_id is not None or self.fsx_directory_path is not None:
-            need(
-                self.fsx_file_system_id is not None and bool(_FSX_ID.match(self.fsx_file_system_id)),
-                f"fsx_file_system_id must look like fs-<hex>, got {self.fsx_file_system_id!r}",
-            )
-            path = self.fsx_directory_path or ""
-            need(
-                path.startswith("/") and len([p for p in path.split("/") if p]) >= 1,
-                "fsx_directory_path must be '/<mountName>/<path>' (the file system's mount "
-                f"name first), got {self.fsx_directory_path!r}",
-            )
-            # FSx for Lustre is only reachable from inside the VPC.
-            need(
-                bool(self.subnet_ids) and bool(self.security_group_ids),
-                "FSx input needs subnet_ids and security_group_ids (the training job must "
-                "run in the file system's VPC)",
-            )
-            need(
-                self.fsx_access_mode in ("ro", "rw"),
-                f"fsx_access_mode must be 'ro' or 'rw', got {self.fsx_access_mode!r}",
-            )
         need(
             self.kms_key_arn is None or bool(_KMS_KEY_ARN.match(self.kms_key_arn)),
             f"kms_key_arn must be a literal KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>; volume keys "
@@ -244,10 +226,6 @@ class PipelineInputs:
         return "s3://" + "/".join(parts)
 
     @property
-    def resolved_input_data_uri(self) -> str:
-        return self.input_data_uri or f"{self.artifacts_s3_uri}/input/"
-
-    @property
     def checkpoint_s3_uri(self) -> str:
         """Spot checkpoints; each execution writes under its own execution id below this."""
         return f"{self.artifacts_s3_uri}/checkpoints"
@@ -261,14 +239,6 @@ class PipelineInputs:
     def registry_account(self) -> str:
         match = _GROUP_ARN.match(self.model_package_group_arn)
         return match.group("account") if match else ""
-
-    @property
-    def uses_trainium(self) -> bool:
-        return is_trainium(self.training_instance_type)
-
-    @property
-    def uses_fsx(self) -> bool:
-        return self.fsx_file_system_id is not None
 
     @property
     def uses_vpc(self) -> bool:

@@ -3,7 +3,8 @@
 The caller (the CDK stack) uploads the step code as assets and passes their S3
 URIs in ``PipelineInputs``:
 
-- ``preprocess.py`` and ``evaluate.py`` as single files (``script_path``);
+- ``ingest.py``, ``query.py``, ``preprocess.py`` and ``evaluate.py`` as single
+  files (``script_path``);
 - the training code as a ``sourcedir.tar.gz`` with ``train.py`` at its root
   (``build_train_source_tarball``): the SageMaker training toolkit downloads
   ``sagemaker_submit_directory`` and extracts it as a gzip tarball.
@@ -25,7 +26,7 @@ from pathlib import Path
 SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts" / "tabular"
 SAMPLE_DATA = Path(__file__).resolve().parent / "sample_data" / "churn.csv"
 
-STEP_SCRIPTS = ("preprocess.py", "train.py", "evaluate.py")
+STEP_SCRIPTS = ("ingest.py", "query.py", "preprocess.py", "train.py", "evaluate.py")
 TRAIN_ENTRY_POINT = "train.py"
 TRAIN_SOURCE_FILES = ("train.py",)
 

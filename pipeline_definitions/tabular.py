@@ -16,7 +16,11 @@ The output is canonical JSON (sorted keys, no whitespace): the same inputs give
 byte-identical text. Job names (which the SDK derives from timestamps) are not
 in it: the SDK drops them and the service names each job per execution.
 
-Steps: Preprocess (processing) -> Train (training) -> Evaluate (processing,
+Steps: Ingest (processing, ``ingest.py``: loads ``IngestDataUrl`` into the
+feature group when set) -> Query (processing, ``query.py``: the latest
+non-deleted record per identifier as of ``Cutoff`` from the offline store,
+through Athena; it waits for the records Ingest wrote to reach the offline
+store) -> Preprocess (processing) -> Train (training) -> Evaluate (processing,
 ``evaluation.json`` property file) -> CheckMetric (condition
 ``binary_classification_metrics.<metric>.value >= MetricThreshold``) -> Register
 (model package in ``inputs.model_package_group_arn``, status from the
@@ -24,11 +28,14 @@ Steps: Preprocess (processing) -> Train (training) -> Evaluate (processing,
 MetricBelowThreshold (fail). Step outputs go to
 ``<artifacts_s3_uri>/<execution id>/<step>/<output>``.
 
-Parameters: InputDataUrl, ProcessingInstanceType, TrainingInstanceType,
-ModelApprovalStatus, MetricThreshold (defaults from ``inputs``). Images are
-picked at build time from the instance types in ``inputs``: overriding an
-instance-type parameter at execution time must stay within the same kind
-(x86 CPU for scikit-learn, Trainium for the Neuron image).
+Parameters: IngestDataUrl (default ``inputs.ingest_data_uri``, empty: nothing
+to ingest), Cutoff (ISO-8601, empty: the time of the query), ProcessingInstanceType,
+TrainingInstanceType, ModelApprovalStatus, MetricThreshold (defaults from
+``inputs``). Images are picked at build time from the instance types in
+``inputs``: overriding an instance-type parameter at execution time must stay
+on x86 CPU (scikit-learn). The registered model takes raw feature rows
+(``text/csv`` or ``application/json``) in the order its metadata
+``mlops:Features`` records.
 """
 
 from __future__ import annotations
@@ -199,38 +206,8 @@ def sklearn_image_uri(inputs: PipelineInputs, instance_type: str, scope: str) ->
     return uri
 
 
-def neuron_training_image_uri(inputs: PipelineInputs) -> str:
-    """PyTorch Neuron training DLC for a Trainium instance type (SDK lookup, offline).
-
-    The SDK maps ``trn*`` instance types to its bundled ``pytorch-neuron`` config
-    (repository ``pytorch-training-neuron``). It lists one version (1.11.0, Neuron
-    SDK 2.4); pin a newer image with ``PipelineInputs.training_image_uri``.
-    """
-    try:
-        with _offline_sdk_environment(inputs), _quiet_sdk():
-            from sagemaker.core import image_uris
-
-            return image_uris.retrieve(
-                framework="pytorch",
-                region=inputs.region,
-                version=inputs.neuron_framework_version,
-                instance_type=inputs.training_instance_type,
-                image_scope="training",
-            )
-    except ValueError as error:
-        raise ValueError(
-            f"no PyTorch Neuron training image known to sagemaker for {inputs.region} and "
-            f"version {inputs.neuron_framework_version}: {error}. Pin one with "
-            "PipelineInputs.training_image_uri"
-        ) from error
-
-
 def training_image_uri(inputs: PipelineInputs) -> str:
-    """Training image: the caller's pin, else the Neuron DLC on Trainium, else scikit-learn."""
-    if inputs.training_image_uri:
-        return inputs.training_image_uri
-    if inputs.uses_trainium:
-        return neuron_training_image_uri(inputs)
+    """Training image: the scikit-learn framework image (the model serves in the same library version)."""
     return sklearn_image_uri(inputs, inputs.training_instance_type, "training")
 
 
@@ -243,10 +220,7 @@ def _build_pipeline(inputs: PipelineInputs):
     from sagemaker.core.network import NetworkConfig
     from sagemaker.core.processing import ScriptProcessor
     from sagemaker.core.shapes import (
-        Channel,
         CheckpointConfig,
-        DataSource,
-        FileSystemDataSource,
         MetricDefinition,
         ProcessingInput,
         ProcessingOutput,
@@ -273,11 +247,13 @@ def _build_pipeline(inputs: PipelineInputs):
     tags = [{"Key": k, "Value": v} for k, v in inputs.tags] or None
 
     # -- parameters --
-    input_data = ParameterString("InputDataUrl", default_value=inputs.resolved_input_data_uri)
+    ingest_data = ParameterString("IngestDataUrl", default_value=inputs.ingest_data_uri)
+    cutoff = ParameterString("Cutoff", default_value="")
     processing_instance = ParameterString("ProcessingInstanceType", default_value=inputs.processing_instance_type)
     training_instance = ParameterString("TrainingInstanceType", default_value=inputs.training_instance_type)
     approval_status = ParameterString("ModelApprovalStatus", default_value=APPROVAL_DEFAULT)
     metric_threshold = ParameterFloat("MetricThreshold", default_value=inputs.metric_threshold)
+    features = ",".join(inputs.feature_columns)
 
     def step_output_uri(step_name: str, output_name: str):
         # Per-execution prefix: re-runs never overwrite an earlier run's evidence.
@@ -340,11 +316,62 @@ def _build_pipeline(inputs: PipelineInputs):
             ),
         )
 
+    # -- Ingest: optional, the parameter empty ingests nothing --
+    ingest_args = processor(f"{inputs.pipeline_name}-ingest").run(
+        code=inputs.ingest_code_uri,
+        outputs=[s3_output("Ingest", "ingest", f"{PROCESSING_ROOT}/output/ingest")],
+        arguments=[
+            Join(on="", values=["--input-uri=", ingest_data]),
+            "--feature-group-name",
+            inputs.feature_group_name,
+            "--output-dir",
+            f"{PROCESSING_ROOT}/output/ingest",
+            "--region",
+            inputs.region,
+        ],
+    )
+    ingest = ProcessingStep(name="Ingest", step_args=ingest_args)
+
+    # -- Query: the offline store through Athena --
+    query_args = processor(f"{inputs.pipeline_name}-query").run(
+        code=inputs.query_code_uri,
+        inputs=[
+            s3_input(
+                "ingest",
+                ingest.properties.ProcessingOutputConfig.Outputs["ingest"].S3Output.S3Uri,
+                f"{PROCESSING_ROOT}/ingest",
+            )
+        ],
+        outputs=[s3_output("Query", "dataset", f"{PROCESSING_ROOT}/output/dataset")],
+        arguments=[
+            "--feature-group-name",
+            inputs.feature_group_name,
+            "--columns",
+            f"{features},{inputs.target_column}",
+            "--workgroup",
+            inputs.athena_workgroup,
+            Join(on="", values=["--cutoff=", cutoff]),
+            "--ingest-report",
+            f"{PROCESSING_ROOT}/ingest/ingest.json",
+            "--output-dir",
+            f"{PROCESSING_ROOT}/output/dataset",
+            "--region",
+            inputs.region,
+        ],
+    )
+    query = ProcessingStep(name="Query", step_args=query_args)
+
     # -- Preprocess --
     preprocess_outputs = ("train", "validation", "test", "baseline")
     preprocess_args = processor(f"{inputs.pipeline_name}-preprocess").run(
         code=inputs.preprocess_code_uri,
-        inputs=[s3_input("raw", input_data, f"{PROCESSING_ROOT}/input")],
+        inputs=[
+            s3_input(
+                "dataset",
+                query.properties.ProcessingOutputConfig.Outputs["dataset"].S3Output.S3Uri,
+                f"{PROCESSING_ROOT}/input",
+            )
+        ],
         outputs=[s3_output("Preprocess", name, f"{PROCESSING_ROOT}/output/{name}") for name in preprocess_outputs],
         arguments=[
             "--input-dir",
@@ -353,6 +380,10 @@ def _build_pipeline(inputs: PipelineInputs):
             f"{PROCESSING_ROOT}/output",
             "--target-column",
             inputs.target_column,
+            "--id-column",
+            inputs.record_identifier,
+            "--features",
+            features,
         ],
     )
     preprocess = ProcessingStep(name="Preprocess", step_args=preprocess_args)
@@ -362,23 +393,10 @@ def _build_pipeline(inputs: PipelineInputs):
 
     # -- Train --
     train_channel = InputData(channel_name="train", data_source=preprocess_output("train"))
-    if inputs.uses_fsx:
-        # FSx for Lustre channels must use File mode; say so rather than inherit it.
-        train_channel = Channel(
-            channel_name="train",
-            data_source=DataSource(
-                file_system_data_source=FileSystemDataSource(
-                    file_system_id=inputs.fsx_file_system_id,
-                    file_system_access_mode=inputs.fsx_access_mode,
-                    file_system_type="FSxLustre",
-                    directory_path=inputs.fsx_directory_path,
-                )
-            ),
-            input_mode="File",
-        )
     validation_channel = InputData(channel_name="validation", data_source=preprocess_output("validation"))
 
     hyperparameters = dict(inputs.hyperparameters)
+    hyperparameters.update({"features": features, "target-column": inputs.target_column})
     # Legacy script mode of the framework containers (training toolkit): it
     # downloads the sourcedir and runs the entry point with the hyperparameters
     # as --key value arguments. No SDK-side upload, so no AWS call, no random key.
@@ -500,8 +518,8 @@ def _build_pipeline(inputs: PipelineInputs):
     )
     register_args = model.register(
         model_package_group_name=inputs.model_package_group_arn,
-        content_types=["text/csv"],
-        response_types=["text/csv"],
+        content_types=["text/csv", "application/json"],
+        response_types=["text/csv", "application/json"],
         inference_instances=list(inputs.inference_instance_types),
         transform_instances=list(inputs.transform_instance_types),
         approval_status=approval_status,
@@ -520,6 +538,8 @@ def _build_pipeline(inputs: PipelineInputs):
             "pipeline": inputs.pipeline_name,
             "pipeline_execution_arn": ExecutionVariables.PIPELINE_EXECUTION_ARN,
             "metric": inputs.metric_name,
+            # The inference contract: raw columns in this order (CSV rows, or JSON instances).
+            "mlops:Features": features,
         },
     )
     register = ModelStep(name="Register", step_args=register_args)
@@ -552,13 +572,14 @@ def _build_pipeline(inputs: PipelineInputs):
     return Pipeline(
         name=inputs.pipeline_name,
         parameters=[
-            input_data,
+            ingest_data,
+            cutoff,
             processing_instance,
             training_instance,
             approval_status,
             metric_threshold,
         ],
-        steps=[preprocess, train, evaluate, check],
+        steps=[ingest, query, preprocess, train, evaluate, check],
         sagemaker_session=session,
         pipeline_experiment_config=None,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import Stack
+from aws_cdk import aws_athena as athena
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -12,9 +13,9 @@ from constructs import Construct
 from mlops_platform.config import ProjectSettings
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
-from stacks.components.model_pipeline import FsxTrainingInput, ModelPipeline
-from stacks.components.roles import ServiceRole, vpc_access_statements
-from stacks.training_cluster import TrainingClusterStack
+from stacks.components.model_pipeline import ModelPipeline
+from stacks.components.roles import ServiceRole
+from stacks.feature_store import FEATURE_STORE_DATABASE
 
 
 class BuildStack(Stack):
@@ -33,7 +34,6 @@ class BuildStack(Stack):
         naming: Naming,
         baseline: BaselineStack,
         definition_cache: Path,
-        training: TrainingClusterStack | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -67,7 +67,7 @@ class BuildStack(Stack):
         )
         self.pipeline = None
         if project.pipeline.enabled:
-            self.pipeline = self._add_pipeline(project, naming, baseline, definition_cache, training)
+            self.pipeline = self._add_pipeline(project, naming, baseline, definition_cache)
         self.pipeline_role.acknowledge(
             f"AwsSolutions-IAM5[Resource::{project_objects}]",
             "Limited to the project's prefix of the dev artifacts bucket.",
@@ -83,17 +83,9 @@ class BuildStack(Stack):
         naming: Naming,
         baseline: BaselineStack,
         definition_cache: Path,
-        training: TrainingClusterStack | None,
     ) -> ModelPipeline:
         role = self.pipeline_role
-        fsx = None
-        if project.pipeline.fsx_input and training is not None:
-            fsx = FsxTrainingInput(
-                file_system_id=training.file_system.ref,
-                mount_name=training.file_system.attr_lustre_mount_name,
-                subnet_id=training.subnet.ref,
-                security_group_id=training.cluster_security_group.security_group_id,
-            )
+        workgroup = self._workgroup(project, naming, baseline)
         pipeline = ModelPipeline(
             self,
             "Pipeline",
@@ -102,11 +94,10 @@ class BuildStack(Stack):
             role=role.role,
             key=baseline.key,
             definition_cache=definition_cache,
-            fsx=fsx,
+            workgroup=workgroup.name,
         )
-        if fsx is not None:
-            self._allow_vpc_jobs(role, fsx)
         pipeline.pipeline.node.add_dependency(role)
+        self._allow_data_steps(role, project, naming, workgroup.name)
         arn = f"arn:aws:sagemaker:{self.region}:{self.account}"
         # Pipelines name their jobs "pipelines-<execution id>-<step>".
         jobs = [f"{arn}:processing-job/pipelines-*", f"{arn}:training-job/pipelines-*"]
@@ -210,12 +201,69 @@ class BuildStack(Stack):
             rule.node.add_dependency(pipeline.pipeline)
         return pipeline
 
-    def _allow_vpc_jobs(self, role: ServiceRole, fsx: FsxTrainingInput) -> None:
-        """Training jobs that read FSx run in the cluster's subnet and security group."""
+    def _workgroup(self, project: ProjectSettings, naming: Naming, baseline: BaselineStack) -> athena.CfnWorkGroup:
+        """The Athena workgroup of the Query step: results KMS-encrypted under the project's prefix, enforced."""
+        results = f"s3://{naming.artifacts_bucket('dev')}/{naming.project_prefix(project.name)}/athena/"
+        return athena.CfnWorkGroup(
+            self,
+            "Queries",
+            name=naming.athena_workgroup(project.name),
+            description=f"{project.name}: the pipeline's offline-store queries",
+            state="ENABLED",
+            recursive_delete_option=True,
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                enforce_work_group_configuration=True,
+                publish_cloud_watch_metrics_enabled=True,
+                # A runaway query stops at 100 GB scanned (about 0.50 USD).
+                bytes_scanned_cutoff_per_query=100 * 1024**3,
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=results,
+                    encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
+                        encryption_option="SSE_KMS", kms_key=baseline.key.key_arn
+                    ),
+                ),
+            ),
+        )
+
+    def _allow_data_steps(self, role: ServiceRole, project: ProjectSettings, naming: Naming, workgroup: str) -> None:
+        """Ingest puts records into the project's source group; Query reads its offline table through Athena.
+
+        The offline store's objects and the query results lie under the
+        project's prefix of the dev bucket, which the role reads and writes
+        already; the platform key decrypts both.
+        """
+        group = naming.feature_group_name(project.name, project.pipeline_source().name)
+        glue = f"arn:aws:glue:{self.region}:{self.account}"
+        # Feature Store names the Glue table after the group and its creation time.
+        tables = [
+            f"{glue}:table/{FEATURE_STORE_DATABASE}/{name}_*" for name in sorted({group, group.replace("-", "_")})
+        ]
         role.policy.add_statements(
-            *vpc_access_statements(self.region, self.account, fsx.subnet_id, fsx.security_group_id)
+            iam.PolicyStatement(
+                sid="SourceFeatureGroup",
+                actions=["sagemaker:DescribeFeatureGroup", "sagemaker:PutRecord"],
+                resources=[f"arn:aws:sagemaker:{self.region}:{self.account}:feature-group/{group}"],
+            ),
+            iam.PolicyStatement(
+                sid="OfflineStoreQueries",
+                actions=[
+                    "athena:StartQueryExecution",
+                    "athena:GetQueryExecution",
+                    "athena:GetQueryResults",
+                    "athena:StopQueryExecution",
+                ],
+                resources=[f"arn:aws:athena:{self.region}:{self.account}:workgroup/{workgroup}"],
+            ),
+            iam.PolicyStatement(
+                sid="OfflineStoreTable",
+                actions=["glue:GetTable", "glue:GetDatabase", "glue:GetPartitions"],
+                resources=[f"{glue}:catalog", f"{glue}:database/{FEATURE_STORE_DATABASE}", *tables],
+            ),
+            iam.PolicyStatement(
+                sid="QueryResultsBucket", actions=["s3:GetBucketLocation"], resources=[naming.bucket_arn("dev")]
+            ),
         )
-        role.acknowledge(
-            f"AwsSolutions-IAM5[Resource::arn:aws:ec2:{self.region}:{self.account}:network-interface/*]",
-            "Interfaces SageMaker creates for each VPC training job; their ids are not known in advance.",
-        )
+        for table in tables:
+            role.acknowledge(
+                f"AwsSolutions-IAM5[Resource::{table}]", "The source group's offline table; its name ends in a time."
+            )

@@ -95,9 +95,8 @@ def build_platform(
                 naming=naming,
                 baseline=baseline,
             )
-        training = None
         if role == "dev" and platform.training_cluster.enabled:
-            training = TrainingClusterStack(
+            TrainingClusterStack(
                 stage,
                 "TrainingCluster",
                 stack_name=naming.stack_name(role, "training"),
@@ -107,9 +106,7 @@ def build_platform(
                 baseline=baseline,
             )
         for project in config.projects.values():
-            stacks = _project_stacks(
-                stage, role, project, config, naming, baseline, studio, definition_cache, training, releases
-            )
+            stacks = _project_stacks(stage, role, project, config, naming, baseline, studio, definition_cache, releases)
             for stack in stacks:
                 Tags.of(stack).add(PROJECT_TAG, project.name)
     return stages
@@ -124,7 +121,6 @@ def _project_stacks(
     baseline: BaselineStack,
     studio: StudioStack | None,
     definition_cache: Path,
-    training: TrainingClusterStack | None,
     releases: Manifests,
 ) -> list[Stack]:
     """The stacks one project has in one account role."""
@@ -177,7 +173,6 @@ def _project_stacks(
                 f"{project_id}Build",
                 baseline=baseline,
                 definition_cache=definition_cache,
-                training=training,
                 **props("build", "model build pipeline"),
             )
         )

@@ -97,7 +97,6 @@ def _single_account_config(tmp: Path):
     churn["pipeline"] = {
         "retrain_schedule": "rate(7 days)",
         "spot": {"enabled": True, "max_wait_minutes": 120},
-        "fsx_input": {"directory": "/datasets/churn"},
     }
     fraud = example_project() | {"name": "fraud", "description": "Card fraud scoring", "pipeline": {"enabled": False}}
     fraud["members"] = [{**m, "sso_user": f"{m['user']}@example.com"} for m in fraud["members"]]

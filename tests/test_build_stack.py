@@ -69,9 +69,11 @@ def test_registered_versions_support_every_serving_instance_type(definition, exa
     assert used == {"ml.m5.large", "ml.m5.xlarge"} and set(supported) == used
 
 
-def test_definition_has_the_four_stages_and_the_condition(definition):
+def test_definition_has_its_steps_and_the_condition(definition):
     steps = _steps(definition)
     assert {name: step["Type"] for name, step in steps.items()} == {
+        "Ingest": "Processing",
+        "Query": "Processing",
         "Preprocess": "Processing",
         "Train": "Training",
         "Evaluate": "Processing",
@@ -85,7 +87,11 @@ def test_definition_has_the_four_stages_and_the_condition(definition):
     parameters = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
     assert parameters["MetricThreshold"] == 0.75  # the approval policy's primary metric threshold
     assert parameters["ModelApprovalStatus"] == "PendingManualApproval"
-    assert parameters["InputDataUrl"] == "s3://mlops-dev-artifacts-222222222222-eu-west-1/projects/churn/raw/"
+    assert parameters["IngestDataUrl"] == "" and parameters["Cutoff"] == ""
+    query = steps["Query"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert query[query.index("--feature-group-name") + 1] == "mlops-churn-customers"
+    assert query[query.index("--workgroup") + 1] == "mlops-churn"
+    assert query[query.index("--columns") + 1].endswith(",internet_service,churn")
 
 
 def test_registration_goes_to_the_governance_group_with_evidence(definition):
@@ -129,7 +135,17 @@ def test_pipeline_role_is_scoped(example):
         "arn:aws:ecr:eu-west-1:141502667606:repository/sagemaker-scikit-learn"
     )
     code = statements["StepCode"]["Resource"]
-    assert len(code) == 3 and all(r.startswith("arn:aws:s3:::cdk-hnb659fds-assets-222222222222-") for r in code)
+    assert len(code) == 5 and all(r.startswith("arn:aws:s3:::cdk-hnb659fds-assets-222222222222-") for r in code)
+    assert statements["SourceFeatureGroup"]["Resource"] == (
+        "arn:aws:sagemaker:eu-west-1:222222222222:feature-group/mlops-churn-customers"
+    )
+    assert (
+        statements["OfflineStoreQueries"]["Resource"] == "arn:aws:athena:eu-west-1:222222222222:workgroup/mlops-churn"
+    )
+    assert (
+        "arn:aws:glue:eu-west-1:222222222222:table/sagemaker_featurestore/mlops_churn_customers_*"
+        in (statements["OfflineStoreTable"]["Resource"])
+    )
     for statement in statements.values():
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert not any(a.endswith(":*") or a == "*" for a in actions), statement
@@ -178,23 +194,22 @@ def test_schedule_and_spot_switches(single_account):
     assert "CheckpointConfig" in train
 
 
-def test_training_reads_the_shared_fsx_inside_the_vpc(single_account):
-    definition, variables = _inline_definition(single_account, "mlops-dev-churn-build")
-    train = _steps(definition)["Train"]["Arguments"]
-    channel = next(c for c in train["InputDataConfig"] if c["ChannelName"] == "train")
-    assert channel["DataSource"]["FileSystemDataSource"] == {
-        "DirectoryPath": "/${MountName}/datasets/churn",
-        "FileSystemAccessMode": "ro",
-        "FileSystemId": "${FileSystemId}",
-        "FileSystemType": "FSxLustre",
-    }
-    assert train["VpcConfig"] == {"SecurityGroupIds": ["${SecurityGroupId}"], "Subnets": ["${SubnetId}"]}
-    # every placeholder is bound to the training stack's resources (and the baseline key) at deploy time
-    assert set(variables) == {"FileSystemId", "MountName", "SubnetId", "SecurityGroupId", "KeyArn"}
-    assert all("mlops-dev-training:" in json.dumps(v) for k, v in variables.items() if k != "KeyArn")
-    policy = next(iter(single_account.resources("mlops-dev-churn-build", "AWS::IAM::ManagedPolicy").values()))
-    sids = {s.get("Sid") for s in policy["Properties"]["PolicyDocument"]["Statement"]}
-    assert {"VpcNetworkInterfaces", "DescribeNetworkAndFsx"} <= sids
+def test_the_query_runs_in_an_enforced_workgroup_with_encrypted_results(example):
+    template = Template.from_json(example.template(STACK))
+    template.has_resource_properties(
+        "AWS::Athena::WorkGroup",
+        {
+            "Name": "mlops-churn",
+            "WorkGroupConfiguration": {
+                "EnforceWorkGroupConfiguration": True,
+                "BytesScannedCutoffPerQuery": 100 * 1024**3,
+                "ResultConfiguration": {
+                    "OutputLocation": "s3://mlops-dev-artifacts-222222222222-eu-west-1/projects/churn/athena/",
+                    "EncryptionConfiguration": {"EncryptionOption": "SSE_KMS", "KmsKey": Match.any_value()},
+                },
+            },
+        },
+    )
 
 
 def test_pipeline_switched_off_leaves_only_the_role(single_account):

@@ -67,11 +67,10 @@ def test_local_storage_sets_are_one_fact_seen_through_each_api():
 
 
 def test_pipeline_inputs_take_their_local_storage_facts_from_the_catalogue():
-    from pipeline_definitions.inputs import TRAINIUM_PREFIXES, has_instance_storage
+    from pipeline_definitions.inputs import has_instance_storage
 
     for family, sizes in catalog.INSTANCE_SIZES["training"].items():
         assert has_instance_storage(f"ml.{family}.{sizes[0]}") == (family in catalog.JOB_LOCAL_STORAGE_FAMILIES)
-    assert TRAINIUM_PREFIXES == ("ml.trn1.", "ml.trn1n.", "ml.trn2.")
 
 
 def test_trainium_types():

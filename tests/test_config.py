@@ -28,7 +28,8 @@ def test_defaults_fill_later_sections():
     project = load_config(EXAMPLE_CONFIG).projects["churn"]
     assert project.pipeline.enabled and not project.pipeline.spot.enabled
     assert project.monitoring.enabled is False
-    assert project.pipeline.fsx_input is None  # the shared training cluster is opt-in per project
+    assert project.pipeline_source().name == "customers" and project.pipeline.target_column == "churn"
+    assert project.pipeline_features()[0] == "tenure_months" and "churn" not in project.pipeline_features()
     assert project.approval.allow_self_approval is False
 
 
@@ -210,6 +211,27 @@ BAD_CONFIGS = [
         {"churn": _project(**{"approval.approvers": ["bob"]})},
         "churn.yaml",
         ["approval.approvers", "persona 'lead'"],
+    ),
+    (
+        "pipeline-without-feature-group",
+        None,
+        {"churn": _project(features={"feature_groups": []})},
+        "churn.yaml",
+        ["pipeline", "add one under features.feature_groups", "pipeline.enabled: false"],
+    ),
+    (
+        "pipeline-unknown-feature-group",
+        None,
+        {"churn": _project(pipeline={"feature_group": "orders"})},
+        "churn.yaml",
+        ["pipeline.feature_group", "'orders'", "groups: customers"],
+    ),
+    (
+        "pipeline-label-not-an-integral-feature",
+        None,
+        {"churn": _project(pipeline={"target_column": "contract"})},
+        "churn.yaml",
+        ["pipeline.target_column", "'contract'", "Integral feature"],
     ),
     (
         "approver-name-too-short-for-source-identity",

@@ -157,10 +157,16 @@ def test_guardrails(tmp_path, settings, fragments):
         assert fragment in message, message
 
 
-def test_fsx_input_needs_the_training_cluster(tmp_path):
+def test_the_pipeline_says_where_fsx_and_trainium_went(tmp_path):
+    """Both options are refused with the reason and where to go instead (the training cluster)."""
     from tests.synth import example_project
 
     project = example_project()
     project["pipeline"] = {"fsx_input": {"directory": "/datasets/churn"}}
-    with pytest.raises(ConfigError, match=r"churn.yaml: pipeline.fsx_input: needs the shared training cluster"):
+    with pytest.raises(
+        ConfigError, match=r"churn.yaml: pipeline: .*fsx_input is no longer an option.*training_cluster"
+    ):
         load_config(write_config(tmp_path, None, {"churn": project}))
+    project["pipeline"] = {"training_instance_type": "ml.trn1.2xlarge"}
+    with pytest.raises(ConfigError, match=r"ml.trn1.2xlarge: the pipeline trains a scikit-learn model"):
+        load_config(write_config(tmp_path / "trn", None, {"churn": project}))

@@ -30,6 +30,8 @@ SERVICES = {
     "sts": "sts",
     "autoscaling": "application-autoscaling",
     "lambda_": "lambda",
+    "featurestore_runtime": "sagemaker-featurestore-runtime",
+    "sagemaker_runtime": "sagemaker-runtime",
 }
 LAMBDA_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 REPORT_MAX_BYTES = 5 * 1024 * 1024
@@ -73,6 +75,8 @@ class Clients:
     sts = property(lambda self: self._get("sts"))
     autoscaling = property(lambda self: self._get("autoscaling"), doc="Application Auto Scaling")
     lambda_ = property(lambda self: self._get("lambda_"))
+    featurestore_runtime = property(lambda self: self._get("featurestore_runtime"), doc="Feature Store runtime")
+    sagemaker_runtime = property(lambda self: self._get("sagemaker_runtime"), doc="SageMaker runtime (endpoints)")
 
 
 _default: Clients | None = None

@@ -20,6 +20,7 @@ from botocore.exceptions import (
 
 from mlops_platform.cli import core, render, scaling
 from mlops_platform.cli import export as export_mod
+from mlops_platform.cli import invoke as invoke_mod
 from mlops_platform.cli import promote as promote_mod
 from mlops_platform.cli import shadow as shadow_mod
 from mlops_platform.cli import verify as verify_mod
@@ -49,6 +50,7 @@ def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
 _hours = _bounded("--hours", 1, shadow_mod.MAX_HOURS)
 # A prod blue/green update may take up to SageMaker's four-hour cap; a day bounds a typo.
 _minutes = _bounded("--wait-minutes", 0, 24 * 60)
+_workers = _bounded("--workers", 1, 16)
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -69,7 +71,8 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--role-arn",
         default=default(None),
         help="assume this role first, in the account the command works in: governance, or for shadow report "
-        "staging and for verify and scaling the --stage's account (default: use the profile as is)",
+        "staging, for data ingest dev, and for verify, scaling and invoke the --stage's account (default: use the "
+        "profile as is)",
     )
 
 
@@ -217,6 +220,45 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="wait up to this long for a Creating/Updating endpoint, polling every 30 s (default: 0)",
     )
+
+    data = commands.add_parser(
+        "data",
+        help="feature store data of a project (dev account)",
+        description="Load records into a project's feature groups in the dev account.",
+    )
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    ingest = leaf(
+        data_commands,
+        "ingest",
+        "validate a local CSV or Parquet file against the deployed feature group (DescribeFeatureGroup), then put "
+        "every row as a record (dev credentials; nothing is written when a row does not fit)",
+        cmd_data_ingest,
+        account="dev",
+    )
+    ingest.add_argument("project", metavar="PROJECT", help="the project")
+    ingest.add_argument(
+        "--group", required=True, metavar="NAME", help="the feature group, as named in the project's config"
+    )
+    ingest.add_argument("file", metavar="FILE", type=Path, help="a .csv (with a header row) or .parquet file")
+    ingest.add_argument("--dry-run", action="store_true", help="validate and count the records; write nothing")
+    ingest.add_argument("--workers", type=_workers, default=4, help="concurrent PutRecord calls, 1-16 (default: 4)")
+
+    invoke = leaf(
+        commands,
+        "invoke",
+        "send one request to the stage's endpoint and print the response body (credentials of the stage's account)",
+        cmd_invoke,
+        account=STAGE_ACCOUNT,
+    )
+    invoke.add_argument("project", metavar="PROJECT", help="the project")
+    invoke.add_argument("--stage", required=True, choices=SERVING_STAGES, help="the serving stage")
+    body = invoke.add_mutually_exclusive_group(required=True)
+    body.add_argument("--row", metavar="CSV", help="one CSV row of feature values in the model's order (text/csv)")
+    body.add_argument("--json", dest="json_text", metavar="JSON", help="a JSON document (application/json)")
+    body.add_argument(
+        "--file", type=Path, metavar="F", help="send this file (.json: application/json, else text/csv rows)"
+    )
+    invoke.add_argument("--variant", metavar="NAME", help="send to this production variant (TargetVariant)")
 
     autoscale = commands.add_parser(
         "scaling",
@@ -404,6 +446,35 @@ def cmd_verify(args: argparse.Namespace, ctx: core.Context, clients: Clients) ->
             print(f"mlops: verify {args.project}/{args.stage}: {problem}", file=sys.stderr)
         return EXIT_AWS
     render.verification(result)
+    return EXIT_OK
+
+
+def cmd_data_ingest(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    from mlops_platform.cli import data as data_mod  # pandas: only for this command
+
+    name = data_mod.feature_group_name(ctx, args.project, args.group)
+    with render.ingest_progress(name) as progress:
+        summary = data_mod.ingest_file(
+            clients.sagemaker,
+            clients.featurestore_runtime,
+            ctx,
+            args.project,
+            args.group,
+            args.file,
+            dry_run=args.dry_run,
+            workers=args.workers,
+            progress=progress,
+        )
+    render.ingested(summary)
+    return EXIT_OK
+
+
+def cmd_invoke(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    request = invoke_mod.request_from(row=args.row, json_text=args.json_text, file=args.file)
+    response = invoke_mod.invoke(
+        clients.sagemaker, clients.sagemaker_runtime, ctx, args.project, args.stage, request, variant=args.variant
+    )
+    render.invoked(response)
     return EXIT_OK
 
 

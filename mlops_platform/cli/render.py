@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -14,11 +16,15 @@ from mlops_platform.cli import core
 from mlops_platform.cli.dlq import MAX_MESSAGES, REDRIVE_VISIBILITY_SECONDS, Listing, RedriveResult
 from mlops_platform.cli.endpoints import CHALLENGER, CHAMPION
 from mlops_platform.cli.export import Export
+from mlops_platform.cli.invoke import Response
 from mlops_platform.cli.promote import PromoteResult
 from mlops_platform.cli.shadow import ShadowReport, VariantReport
 from mlops_platform.cli.verify import Verification
 from mlops_platform.config import Promotion
 from mlops_platform.release_manifest import describe as describe_manifest
+
+if TYPE_CHECKING:  # pandas is imported only by the commands that read data
+    from mlops_platform.cli.data import IngestSummary
 
 
 def _console() -> Console:
@@ -331,3 +337,78 @@ def verification(result: Verification) -> None:
     console.print(f"{result.project}/{result.stage}: verified")
     for line in result.summary:
         console.print(f"  {line}")
+
+
+# --------------------------------------------------------------------------- data
+
+
+@contextmanager
+def ingest_progress(group: str) -> Iterator[Callable[[int], Callable[[int, int], None]]]:
+    """``start(total)`` -> the ``(done, total)`` callback of an ingest, shown on stderr.
+
+    A rich progress bar when stderr is a terminal, otherwise a line at every
+    further 10 % (logs, CI, tests).
+    """
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
+        bar = Progress(
+            f"ingest {group}",
+            BarColumn(),
+            TaskProgressColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+
+        def start_bar(total: int) -> Callable[[int, int], None]:
+            task = bar.add_task("records", total=total)
+
+            def update(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            return update
+
+        with bar:
+            yield start_bar
+        return
+
+    def start_lines(total: int) -> Callable[[int, int], None]:
+        shown = -1
+
+        def update(done: int, total: int) -> None:
+            nonlocal shown
+            tenth = 10 if total == 0 else done * 10 // total
+            if tenth > shown:
+                shown = tenth
+                print(f"ingest {group}: {tenth * 10} % ({done}/{total} records)", file=sys.stderr, flush=True)
+
+        return update
+
+    yield start_lines
+
+
+def ingested(summary: IngestSummary) -> None:
+    """One line on stdout: what went in (or, for a dry run, what would)."""
+    if summary.dry_run:
+        print(
+            f"dry run: {summary.total} records of {summary.path} fit {summary.feature_group}; "
+            f"would ingest {summary.total} records into {summary.feature_group} ({summary.rejected} rejected); "
+            "nothing was written",
+            flush=True,
+        )
+        return
+    print(f"ingested {summary.ingested} records into {summary.feature_group} ({summary.rejected} rejected)", flush=True)
+
+
+def invoked(response: Response) -> None:
+    """The endpoint's response body on stdout, as it came (text decoded when it is UTF-8)."""
+    try:
+        text = response.body.decode()
+    except UnicodeDecodeError:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(response.body)
+        sys.stdout.flush()
+        return
+    print(text if text.endswith("\n") else text + "\n", end="", flush=True)

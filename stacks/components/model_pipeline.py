@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +20,12 @@ from pipeline_definitions.inputs import DEFAULT_HYPERPARAMETERS
 
 # Stand-ins the SDK accepts as literal ids; replaced by deploy-time references (Fn::Sub) afterwards.
 _KEY_STAND_IN = "0f5a0f5a-0f5a-4f5a-8f5a-0f5a0f5a0f5a"
-_FSX_STAND_INS = {
-    "fs-0f5a0f5a0f5a0f5a0": "FileSystemId",
-    "zzfsxmountzz": "MountName",
-    "subnet-0f5a0f5a0f5a0f5a0": "SubnetId",
-    "sg-0f5a0f5a0f5a0f5a0": "SecurityGroupId",
-}
 # SageMaker's CreatePipeline accepts a definition of up to 1 MB; a template holds it inline well below that.
 MAX_INLINE_DEFINITION_BYTES = 200_000
 
 
-@dataclass(frozen=True)
-class FsxTrainingInput:
-    """The shared file system and the network its training jobs run in (deploy-time ids)."""
-
-    file_system_id: str
-    mount_name: str
-    subnet_id: str
-    security_group_id: str
-
-
 class ModelPipeline(Construct):
-    """Build → train → evaluate → register pipeline of one project, defined with the SageMaker SDK.
+    """Ingest → query → preprocess → train → evaluate → register pipeline of one project (SageMaker SDK).
 
     The step scripts are uploaded as CDK assets, whose S3 URIs are concrete at
     synth time for a stack with an explicit environment, so the SDK gets only
@@ -50,10 +33,10 @@ class ModelPipeline(Construct):
     of its inputs (``definition_cache``) and goes inline into the template, so
     CloudFormation substitutes what exists only at deploy time: the ARN of
     ``key``, which encrypts job outputs and volumes (volume keys must be key
-    ids or key ARNs, never aliases), and with ``fsx`` the file system, subnet
-    and security group the training step reads the project's FSx directory
-    through. The registered model supports real-time inference on every
-    instance type the project's serving config uses, in both stages.
+    ids or key ARNs, never aliases). The pipeline reads the project's
+    ``pipeline`` feature group through the Athena workgroup ``workgroup``. The
+    registered model supports real-time inference on every instance type the
+    project's serving config uses, in both stages.
     """
 
     def __init__(
@@ -66,17 +49,20 @@ class ModelPipeline(Construct):
         role: iam.IRole,
         key: kms.IKey,
         definition_cache: Path,
-        fsx: FsxTrainingInput | None = None,
+        workgroup: str,
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         config = project.pipeline
         preprocess = s3_assets.Asset(self, "PreprocessCode", path=str(script_path("preprocess.py")))
         evaluate = s3_assets.Asset(self, "EvaluateCode", path=str(script_path("evaluate.py")))
+        ingest = s3_assets.Asset(self, "IngestCode", path=str(script_path("ingest.py")))
+        query = s3_assets.Asset(self, "QueryCode", path=str(script_path("query.py")))
         train = s3_assets.Asset(
             self, "TrainCode", path=str(build_train_source_tarball(definition_cache / "train-source"))
         )
-        self.code_assets = (preprocess, train, evaluate)
+        self.code_assets = (ingest, query, preprocess, train, evaluate)
+        source = project.pipeline_source()
         bucket = naming.artifacts_bucket("dev")
         prefix = f"{naming.project_prefix(project.name)}/pipeline"
         threshold = project.approval.metric_thresholds[project.approval.primary_metric]
@@ -90,7 +76,14 @@ class ModelPipeline(Construct):
             preprocess_code_uri=preprocess.s3_object_url,
             train_code_uri=train.s3_object_url,
             evaluate_code_uri=evaluate.s3_object_url,
-            input_data_uri=config.input_data_uri or f"s3://{bucket}/{naming.project_prefix(project.name)}/raw/",
+            ingest_code_uri=ingest.s3_object_url,
+            query_code_uri=query.s3_object_url,
+            feature_group_name=naming.feature_group_name(project.name, source.name),
+            record_identifier=source.record_identifier,
+            feature_columns=project.pipeline_features(),
+            target_column=config.target_column,
+            athena_workgroup=workgroup,
+            ingest_data_uri=config.input_data_uri or "",
             processing_instance_type=config.processing_instance_type,
             training_instance_type=config.training_instance_type,
             training_instance_count=config.training_instance_count,
@@ -103,7 +96,6 @@ class ModelPipeline(Construct):
             hyperparameters=tuple(sorted((k, str(v)) for k, v in config.hyperparameters.items()))
             or DEFAULT_HYPERPARAMETERS,
             inference_instance_types=serving_instance_types(project) or PipelineInputs.inference_instance_types,
-            **_fsx_inputs(config.fsx_input) if fsx and config.fsx_input else {},
         )
         text = definition_for(self.inputs, definition_cache)
         self.definition = json.loads(text)
@@ -113,21 +105,12 @@ class ModelPipeline(Construct):
             raise ValueError(f"the pipeline definition is {len(text.encode())} bytes, over the inline limit")
         variables = {"KeyArn": key.key_arn}
         text = text.replace(self.inputs.kms_key_arn or "", "${KeyArn}")
-        if self.inputs.uses_fsx and fsx is not None:
-            for stand_in, variable in _FSX_STAND_INS.items():
-                text = text.replace(stand_in, "${" + variable + "}")
-            variables |= {
-                "FileSystemId": fsx.file_system_id,
-                "MountName": fsx.mount_name,
-                "SubnetId": fsx.subnet_id,
-                "SecurityGroupId": fsx.security_group_id,
-            }
         definition: dict[str, Any] = {"PipelineDefinitionBody": Fn.sub(text, variables)}
         self.pipeline = sagemaker.CfnPipeline(
             self,
             "Resource",
             pipeline_name=self.inputs.pipeline_name,
-            pipeline_description=f"{project.name}: preprocess, train, evaluate, register",
+            pipeline_description=f"{project.name}: ingest, query, preprocess, train, evaluate, register",
             role_arn=role.role_arn,
             pipeline_definition=definition,
         )
@@ -161,17 +144,6 @@ def serving_instance_types(project: ProjectSettings) -> tuple[str, ...]:
         if variant.serverless is None
     }
     return tuple(sorted(types))
-
-
-def _fsx_inputs(fsx_input) -> dict:
-    stand_in = {v: k for k, v in _FSX_STAND_INS.items()}
-    return {
-        "fsx_file_system_id": stand_in["FileSystemId"],
-        "fsx_directory_path": f"/{stand_in['MountName']}{fsx_input.directory}",
-        "fsx_access_mode": fsx_input.access_mode,
-        "subnet_ids": (stand_in["SubnetId"],),
-        "security_group_ids": (stand_in["SecurityGroupId"],),
-    }
 
 
 def _image_uris(node) -> list[str]:

@@ -471,6 +471,10 @@ def write_config(root: Path) -> Path:
                 "owners": ["ml-churn@example.com"],
                 "members": [{"user": "alice", "persona": "lead"}, {"user": "bob"}],
                 "approval": {k: v for k, v in POLICY_DOCUMENT.items() if k not in DERIVED_KEYS},
+                # The example's feature group: the pipeline reads it.
+                "features": yaml.safe_load((Path(__file__).parents[2] / "config/projects/churn.yaml").read_text())[
+                    "features"
+                ],
             }
         )
     )

@@ -36,24 +36,29 @@ def base_inputs_kwargs() -> dict:
         preprocess_code_uri="s3://cdk-assets-222222222222-eu-west-1/1111aaaa.py",
         train_code_uri="s3://cdk-assets-222222222222-eu-west-1/2222bbbb.tar.gz",
         evaluate_code_uri="s3://cdk-assets-222222222222-eu-west-1/3333cccc.py",
+        ingest_code_uri="s3://cdk-assets-222222222222-eu-west-1/4444dddd.py",
+        query_code_uri="s3://cdk-assets-222222222222-eu-west-1/5555eeee.py",
+        feature_group_name="mlops-churn-customers",
+        record_identifier="customer_id",
+        feature_columns=("tenure_months", "monthly_charges", "contract"),
+        athena_workgroup="mlops-churn",
     )
 
 
 def variant_inputs_kwargs() -> dict:
-    """Every switch on, in another region: spot, FSx + VPC, KMS, Trainium, tags."""
+    """Every switch on, in another region: spot, VPC, KMS, tags, raw data to ingest."""
     kwargs = base_inputs_kwargs()
     kwargs.update(
         pipeline_name="mlops-churn-big",
         region="us-east-1",
         bucket="mlops-artifacts-222222222222-us-east-1",
         model_package_group_arn=("arn:aws:sagemaker:us-east-1:111111111111:model-package-group/mlops-churn"),
-        training_instance_type="ml.trn1.32xlarge",
+        training_instance_type="ml.r5d.2xlarge",
         training_instance_count=2,
+        ingest_data_uri="s3://mlops-artifacts-222222222222-us-east-1/projects/churn/raw/",
         use_spot=True,
         max_run_seconds=1800,
         max_wait_seconds=5400,
-        fsx_file_system_id="fs-0123456789abcdef0",
-        fsx_directory_path="/abcdefgh/churn/train",
         subnet_ids=["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
         security_group_ids=["sg-0123456789abcdef0"],
         kms_key_arn=("arn:aws:kms:us-east-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab"),

@@ -44,12 +44,14 @@ def test_build_made_no_network_or_aws_attempt(base_build, variant_build):
 def test_steps_names_and_types(base_definition):
     top = [(s["Name"], s["Type"]) for s in base_definition["Steps"]]
     assert top == [
+        ("Ingest", "Processing"),
+        ("Query", "Processing"),
         ("Preprocess", "Processing"),
         ("Train", "Training"),
         ("Evaluate", "Processing"),
         ("CheckMetric", "Condition"),
     ]
-    check = base_definition["Steps"][3]["Arguments"]
+    check = base_definition["Steps"][5]["Arguments"]
     assert [(s["Name"], s["Type"]) for s in check["IfSteps"]] == [("Register", "RegisterModel")]
     assert [(s["Name"], s["Type"]) for s in check["ElseSteps"]] == [("MetricBelowThreshold", "Fail")]
 
@@ -57,7 +59,8 @@ def test_steps_names_and_types(base_definition):
 def test_parameters_and_defaults(base_definition, base_inputs):
     params = parameters(base_definition)
     assert set(params) == {
-        "InputDataUrl",
+        "IngestDataUrl",
+        "Cutoff",
         "ProcessingInstanceType",
         "TrainingInstanceType",
         "ModelApprovalStatus",
@@ -65,9 +68,8 @@ def test_parameters_and_defaults(base_definition, base_inputs):
     }
     assert params["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
     assert params["MetricThreshold"] == {"Name": "MetricThreshold", "Type": "Float", "DefaultValue": 0.7}
-    assert params["InputDataUrl"]["DefaultValue"] == (
-        "s3://mlops-artifacts-222222222222-eu-west-1/pipelines/mlops-churn/input/"
-    )
+    # Nothing to ingest and "now" unless an execution says otherwise.
+    assert params["IngestDataUrl"]["DefaultValue"] == "" and params["Cutoff"]["DefaultValue"] == ""
     assert params["TrainingInstanceType"]["DefaultValue"] == base_inputs.training_instance_type
 
 
@@ -76,8 +78,11 @@ def test_preprocess_step(base_definition, base_inputs):
     assert "sagemaker-scikit-learn:1.2-1-cpu-py3" in args["AppSpecification"]["ImageUri"]
     assert ".dkr.ecr.eu-west-1.amazonaws.com/" in args["AppSpecification"]["ImageUri"]
     inputs = {i["InputName"]: i["S3Input"] for i in args["ProcessingInputs"]}
-    assert inputs["raw"]["S3Uri"] == {"Get": "Parameters.InputDataUrl"}
+    assert inputs["dataset"]["S3Uri"] == {"Get": "Steps.Query.ProcessingOutputConfig.Outputs['dataset'].S3Output.S3Uri"}
     assert inputs["code"]["S3Uri"] == base_inputs.preprocess_code_uri
+    arguments = args["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--features") + 1] == "tenure_months,monthly_charges,contract"
+    assert arguments[arguments.index("--id-column") + 1] == "customer_id"
     outputs = [o["OutputName"] for o in args["ProcessingOutputConfig"]["Outputs"]]
     assert outputs == ["train", "validation", "test", "baseline"]
     instance = args["ProcessingResources"]["ClusterConfig"]["InstanceType"]
@@ -128,39 +133,55 @@ def test_spot_on_switches_spot_settings(variant_definition, variant_inputs):
     ]
 
 
-def test_fsx_switch_adds_file_system_channel_and_vpc(variant_definition):
+def test_ingest_step_loads_the_parameters_data_into_the_source_group(base_definition, variant_definition):
+    args = steps_by_name(base_definition)["Ingest"]["Arguments"]
+    arguments = args["AppSpecification"]["ContainerArguments"]
+    assert arguments[0] == {"Std:Join": {"On": "", "Values": ["--input-uri=", {"Get": "Parameters.IngestDataUrl"}]}}
+    assert arguments[arguments.index("--feature-group-name") + 1] == "mlops-churn-customers"
+    assert [o["OutputName"] for o in args["ProcessingOutputConfig"]["Outputs"]] == ["ingest"]
+    variant = parameters(variant_definition)["IngestDataUrl"]["DefaultValue"]
+    assert variant == "s3://mlops-artifacts-222222222222-us-east-1/projects/churn/raw/"
+
+
+def test_query_step_reads_the_offline_store_after_ingest(base_definition, base_inputs):
+    args = steps_by_name(base_definition)["Query"]["Arguments"]
+    arguments = args["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--columns") + 1] == "tenure_months,monthly_charges,contract,churn"
+    assert arguments[arguments.index("--workgroup") + 1] == "mlops-churn"
+    assert {"Std:Join": {"On": "", "Values": ["--cutoff=", {"Get": "Parameters.Cutoff"}]}} in arguments
+    inputs = {i["InputName"]: i["S3Input"] for i in args["ProcessingInputs"]}
+    assert inputs["ingest"]["S3Uri"] == {"Get": "Steps.Ingest.ProcessingOutputConfig.Outputs['ingest'].S3Output.S3Uri"}
+    assert inputs["code"]["S3Uri"] == base_inputs.query_code_uri
+    assert [o["OutputName"] for o in args["ProcessingOutputConfig"]["Outputs"]] == ["dataset"]
+
+
+def test_vpc_switch_puts_every_job_in_the_network(variant_definition):
     train = steps_by_name(variant_definition)["Train"]
-    fsx = channel(train, "train")["DataSource"]["FileSystemDataSource"]
-    assert fsx == {
-        "FileSystemId": "fs-0123456789abcdef0",
-        "FileSystemType": "FSxLustre",
-        "FileSystemAccessMode": "ro",
-        "DirectoryPath": "/abcdefgh/churn/train",
-    }
-    assert channel(train, "train")["InputMode"] == "File"
-    # Validation still comes from the Preprocess step.
-    assert "S3DataSource" in channel(train, "validation")["DataSource"]
     assert train["Arguments"]["VpcConfig"] == {
         "Subnets": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
         "SecurityGroupIds": ["sg-0123456789abcdef0"],
     }
-    for name in ("Preprocess", "Evaluate"):
+    for name in ("Ingest", "Query", "Preprocess", "Evaluate"):
         network = steps_by_name(variant_definition)[name]["Arguments"]["NetworkConfig"]
         assert network["VpcConfig"]["SecurityGroupIds"] == ["sg-0123456789abcdef0"]
 
 
-def test_base_has_no_fsx_or_network(base_definition):
+def test_base_has_no_network(base_definition):
     text = json.dumps(base_definition)
     assert "FileSystemDataSource" not in text
     assert "VpcConfig" not in text
 
 
-def test_trainium_selects_neuron_image(variant_definition, base_definition):
-    image = steps_by_name(variant_definition)["Train"]["Arguments"]["AlgorithmSpecification"]["TrainingImage"]
-    assert ".dkr.ecr.us-east-1.amazonaws.com/pytorch-training-neuron" in image
-    assert "neuron" in image.split(":", 1)[1]
-    base_image = steps_by_name(base_definition)["Train"]["Arguments"]["AlgorithmSpecification"]["TrainingImage"]
-    assert "neuron" not in base_image
+def test_training_uses_the_scikit_learn_image_it_serves_with(variant_definition, base_definition):
+    for definition in (base_definition, variant_definition):
+        image = steps_by_name(definition)["Train"]["Arguments"]["AlgorithmSpecification"]["TrainingImage"]
+        assert "sagemaker-scikit-learn:1.2-1-cpu-py3" in image
+
+
+def test_the_train_step_gets_the_contract(base_definition):
+    hyper = steps_by_name(base_definition)["Train"]["Arguments"]["HyperParameters"]
+    assert hyper["features"] == "tenure_months,monthly_charges,contract"
+    assert hyper["target-column"] == "churn"
 
 
 def test_kms_key_encrypts_outputs_and_volumes(variant_definition, base_definition, variant_inputs):
@@ -168,9 +189,9 @@ def test_kms_key_encrypts_outputs_and_volumes(variant_definition, base_definitio
     steps = steps_by_name(variant_definition)
     train = steps["Train"]["Arguments"]
     assert train["OutputDataConfig"]["KmsKeyId"] == KMS_KEY_ARN
-    # trn1 has local NVMe storage: SageMaker refuses a volume key there.
+    # r5d has local NVMe storage: SageMaker refuses a volume key there.
     assert "VolumeKmsKeyId" not in train["ResourceConfig"]
-    for name in ("Preprocess", "Evaluate"):
+    for name in ("Ingest", "Query", "Preprocess", "Evaluate"):
         args = steps[name]["Arguments"]
         assert args["ProcessingOutputConfig"]["KmsKeyId"] == KMS_KEY_ARN
         assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == KMS_KEY_ARN
@@ -216,11 +237,13 @@ def test_register_targets_cross_account_group(base_definition, base_inputs):
     assert "sagemaker-scikit-learn:1.2-1-cpu-py3" in container["Image"]
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "train.py"
     assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
-    assert register["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv"]
+    assert register["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv", "application/json"]
     assert register["CustomerMetadataProperties"] == {
         "pipeline": "mlops-churn",
         "pipeline_execution_arn": {"Get": "Execution.PipelineExecutionArn"},
         "metric": "auc",
+        # The inference contract: raw columns in this order.
+        "mlops:Features": "tenure_months,monthly_charges,contract",
     }
 
 
@@ -307,11 +330,3 @@ def test_graviton_processing_type_is_refused_not_silently_downgraded(make_inputs
     assert "1.2-1-cpu-py3" in sklearn_image_uri(inputs, "ml.m5.xlarge", "training")
     with pytest.raises(ValueError, match="only as .*1.0-1-arm64"):
         sklearn_image_uri(inputs, "ml.c7g.xlarge", "training")
-
-
-def test_training_image_pin_wins(make_inputs):
-    from pipeline_definitions.tabular import training_image_uri
-
-    pinned = "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-training-neuronx:2.1.2-neuronx-py310"
-    inputs = make_inputs(training_instance_type="ml.trn1.2xlarge", training_image_uri=pinned)
-    assert training_image_uri(inputs) == pinned

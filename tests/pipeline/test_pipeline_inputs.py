@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_definitions.inputs import PipelineInputs, has_instance_storage, is_trainium
+from pipeline_definitions.inputs import PipelineInputs, has_instance_storage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,11 +23,11 @@ def test_defaults_and_derived_values(make):
     inputs = make()
     assert inputs.s3_prefix == "pipelines"
     assert inputs.artifacts_s3_uri == "s3://mlops-artifacts-222222222222-eu-west-1/pipelines/mlops-churn"
-    assert inputs.resolved_input_data_uri == inputs.artifacts_s3_uri + "/input/"
+    assert inputs.ingest_data_uri == ""  # the Ingest step loads nothing unless told
     assert inputs.checkpoint_s3_uri == inputs.artifacts_s3_uri + "/checkpoints"
     assert inputs.model_package_group_name == "mlops-churn"
     assert inputs.registry_account == "111111111111"
-    assert not inputs.use_spot and not inputs.uses_fsx and not inputs.uses_vpc
+    assert not inputs.use_spot and not inputs.uses_vpc
     assert inputs.metric_name == "auc" and inputs.metric_threshold == 0.7
 
 
@@ -71,20 +71,12 @@ def test_importing_the_package_does_not_import_sagemaker():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (
-            {"fsx_file_system_id": "fs-0123456789abcdef0", "fsx_directory_path": "/mnt/data"},
-            "subnet_ids and security_group_ids",
-        ),
-        (
-            {
-                "fsx_file_system_id": "fs-0123456789abcdef0",
-                "fsx_directory_path": "mnt/data",
-                "subnet_ids": ["subnet-0123456789abcdef0"],
-                "security_group_ids": ["sg-0123456789abcdef0"],
-            },
-            "fsx_directory_path",
-        ),
-        ({"fsx_directory_path": "/mnt/data"}, "fsx_file_system_id"),
+        ({"feature_columns": ()}, "at least one model input"),
+        ({"feature_columns": ("churn",)}, "must differ"),
+        ({"feature_columns": ("bad name",)}, "not a feature name"),
+        ({"query_code_uri": "s3://bucket/query.txt"}, "query_code_uri"),
+        ({"ingest_data_uri": "/local/raw"}, "ingest_data_uri"),
+        ({"athena_workgroup": "no spaces"}, "athena_workgroup"),
         ({"subnet_ids": ["subnet-0123456789abcdef0"]}, "together"),
         ({"model_package_group_arn": "mlops-churn"}, "model_package_group_arn"),
         ({"model_package_group_arn": "arn:aws:sagemaker:us-east-1:111111111111:model-package-group/x"}, "same region"),
@@ -99,16 +91,6 @@ def test_importing_the_package_does_not_import_sagemaker():
         ({"hyperparameters": {"sagemaker_program": "x.py"}}, "reserved"),
         ({"kms_key_arn": "alias/mine"}, "kms_key_arn"),
         ({"kms_key_arn": "arn:aws:kms:us-east-1:222222222222:alias/mlops/dev"}, "volume keys cannot be aliases"),
-        (
-            {
-                "fsx_file_system_id": "fs-0123456789abcdef0",
-                "fsx_directory_path": "/mnt/data",
-                "fsx_access_mode": "rx",
-                "subnet_ids": ["subnet-0123456789abcdef0"],
-                "security_group_ids": ["sg-0123456789abcdef0"],
-            },
-            "fsx_access_mode",
-        ),
     ],
 )
 def test_invalid_inputs_raise_value_error(make, overrides, message):
@@ -122,19 +104,6 @@ def test_cdk_asset_style_code_uris_are_accepted(make):
     assert inputs.train_code_uri.endswith(".gz")
 
 
-def test_fsx_with_vpc_is_accepted(make):
-    inputs = make(
-        fsx_file_system_id="fs-0123456789abcdef0",
-        fsx_directory_path="/abcdefgh/churn",
-        subnet_ids=["subnet-0123456789abcdef0"],
-        security_group_ids=["sg-0123456789abcdef0"],
-    )
-    assert inputs.uses_fsx and inputs.uses_vpc
-
-
 def test_instance_type_helpers():
-    assert is_trainium("ml.trn1.32xlarge") and is_trainium("ml.trn1n.32xlarge")
-    assert is_trainium("ml.trn2.48xlarge")
-    assert not is_trainium("ml.m5.xlarge") and not is_trainium("ml.trn10.2xlarge")
     assert has_instance_storage("ml.trn1.2xlarge") and has_instance_storage("ml.g5.xlarge")
     assert not has_instance_storage("ml.m5.xlarge")

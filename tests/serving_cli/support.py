@@ -81,6 +81,7 @@ def write_config(root: Path) -> Path:
                 "owners": ["ml-churn@example.com"],
                 "members": [{"user": "alice", "persona": "lead"}],
                 "approval": {"approvers": ["alice"], "primary_metric": "auc", "metric_thresholds": {"auc": 0.75}},
+                "pipeline": {"enabled": False},  # serving needs no build pipeline (nor its feature group)
                 "serving": SERVING,
             }
         )

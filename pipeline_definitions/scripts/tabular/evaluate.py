@@ -4,22 +4,34 @@ Runs in the SageMaker scikit-learn processing container and locally in tests.
 Defaults:
 
 - ``--model-dir /opt/ml/processing/model``: holds ``model.tar.gz`` from the
-  training job (extracted here; ``model.joblib`` inside);
-- ``--test-dir /opt/ml/processing/test``: header-less CSV, target first;
+  training job (extracted here; ``model.joblib`` and ``features.json`` inside);
+- ``--test-dir /opt/ml/processing/test``: CSV with a header row, the raw
+  features and the target (what ``preprocess.py`` writes);
 - ``--output-dir /opt/ml/processing/evaluation``: gets ``evaluation.json``;
 - ``--threshold 0.5`` (score cut-off for the label metrics),
   ``--bootstrap-rounds 200`` and ``--seed 42`` (for the standard deviations).
 
-``evaluation.json`` uses the SageMaker model-quality metrics shape::
+Test labels must be binary (0/1, "0"/"1", true/false): anything else stops
+the step with exit code 2 and one line naming the column and the bad values.
 
-    {"binary_classification_metrics": {
-        "auc": {"value": 0.87, "standard_deviation": 0.01}, "accuracy": {...},
-        "precision": {...}, "recall": {...}, "f1": {...},
-        "confusion_matrix": {"0": {"0": n, "1": n}, "1": {"0": n, "1": n}}}}
+``evaluation.json`` is in the SageMaker Model Monitor model-quality format
+(``binary_classification_metrics``): ``confusion_matrix`` (``{"0": {"0": n,
+"1": n}, "1": {...}}``, actual then predicted label), ``recall``,
+``precision``, ``accuracy``, ``true_positive_rate``, ``true_negative_rate``,
+``false_positive_rate``, ``false_negative_rate``, ``auc``, ``f0_5``, ``f1``,
+``f2``, the ``*_best_constant_classifier`` variants of recall, precision,
+accuracy and the F-scores (the constant classifier that always predicts the
+positive class, as Model Monitor reports it), each as ``{"value": x,
+"standard_deviation": s}``, and the curves
+``receiver_operating_characteristic_curve`` (``false_positive_rates``,
+``true_positive_rates``) and ``precision_recall_curve`` (``precisions``,
+``recalls``, by increasing recall).
 
-The pipeline's condition step reads ``binary_classification_metrics.<metric>.value``.
-Standard deviations come from a seeded bootstrap of the test set, so the same
-model and data always give the same file.
+The pipeline's condition step and the approval guard read
+``binary_classification_metrics.<metric>.value``. Standard deviations come
+from a seeded bootstrap of the test set, so the same model and data always
+give the same file. Undefined values (e.g. AUC on a one-class test set) are
+reported as 0.0 so the JSON stays valid.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 import os
 import sys
 import tarfile
@@ -35,16 +48,37 @@ import tempfile
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
+from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 
 MODEL_FILE = "model.joblib"
+FEATURES_FILE = "features.json"
+EXIT_BAD_DATA = 2
+TRUE_LABELS = {"1", "1.0", "true"}
+FALSE_LABELS = {"0", "0.0", "false"}
+# Metrics that get {"value", "standard_deviation"}, in the order of the documented format.
+SCALAR_METRICS = (
+    "recall",
+    "precision",
+    "accuracy",
+    "recall_best_constant_classifier",
+    "precision_best_constant_classifier",
+    "accuracy_best_constant_classifier",
+    "true_positive_rate",
+    "true_negative_rate",
+    "false_positive_rate",
+    "false_negative_rate",
+    "auc",
+    "f0_5",
+    "f1",
+    "f2",
+    "f0_5_best_constant_classifier",
+    "f1_best_constant_classifier",
+    "f2_best_constant_classifier",
+)
+
+
+class BadData(Exception):
+    """The test data breaks the contract; the message is one line."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -72,33 +106,104 @@ def _safe_extract(archive: str, destination: str) -> None:
 
 
 def load_model(model_dir: str, workdir: str):
+    """(pipeline, schema) from ``model.tar.gz`` in ``model_dir``, or from the extracted files."""
     archive = os.path.join(model_dir, "model.tar.gz")
     if os.path.exists(archive):
         _safe_extract(archive, workdir)
-        return joblib.load(os.path.join(workdir, MODEL_FILE))
-    # Already-extracted artifacts (handy locally).
-    return joblib.load(os.path.join(model_dir, MODEL_FILE))
+        model_dir = workdir
+    with open(os.path.join(model_dir, FEATURES_FILE)) as handle:
+        schema = json.load(handle)
+    return joblib.load(os.path.join(model_dir, MODEL_FILE)), schema
 
 
-def read_test(test_dir: str) -> tuple[np.ndarray, np.ndarray]:
+def binary_labels(series: pd.Series, column: str) -> np.ndarray:
+    text = series.astype(str).str.strip().str.lower()
+    bad = sorted(set(text[~text.isin(TRUE_LABELS | FALSE_LABELS)]))
+    if bad:
+        shown = ", ".join(repr(v) for v in bad[:10]) + (f" (and {len(bad) - 10} more)" if len(bad) > 10 else "")
+        raise BadData(f"label column {column!r} must be binary (0/1 or true/false); found {shown}")
+    return text.isin(TRUE_LABELS).astype("int64").to_numpy()
+
+
+def read_test(test_dir: str, schema: dict) -> tuple[pd.DataFrame, np.ndarray]:
     paths = sorted(glob.glob(os.path.join(test_dir, "**", "*.csv"), recursive=True))
     if not paths:
-        raise SystemExit(f"no test CSV files under {test_dir}")
-    values = pd.concat([pd.read_csv(p, header=None) for p in paths], ignore_index=True).to_numpy(dtype="float64")
-    return values[:, 1:], values[:, 0].astype("int64")
+        raise BadData(f"no test CSV files under {test_dir}")
+    frame = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    target = schema["target"]
+    missing = [c for c in [*schema["features"], target] if c not in frame.columns]
+    if missing:
+        raise BadData(f"test data lacks column(s) {missing}; has {list(frame.columns)}")
+    labels = binary_labels(frame[target], target)
+    return frame[list(schema["features"])], labels
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator) / float(denominator) if denominator else 0.0
+
+
+def _f_beta(precision: float, recall: float, beta: float) -> float:
+    b2 = beta * beta
+    return _ratio((1 + b2) * precision * recall, b2 * precision + recall)
+
+
+def _counts(labels: np.ndarray, predicted: np.ndarray) -> dict[str, int]:
+    return {
+        "tp": int(np.sum((labels == 1) & (predicted == 1))),
+        "fn": int(np.sum((labels == 1) & (predicted == 0))),
+        "fp": int(np.sum((labels == 0) & (predicted == 1))),
+        "tn": int(np.sum((labels == 0) & (predicted == 0))),
+    }
 
 
 def _scores(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict[str, float]:
-    predicted = (probabilities >= threshold).astype("int64")
+    c = _counts(labels, (probabilities >= threshold).astype("int64"))
+    total = c["tp"] + c["fn"] + c["fp"] + c["tn"]
+    positives, negatives = c["tp"] + c["fn"], c["fp"] + c["tn"]
+    recall = _ratio(c["tp"], positives)
+    precision = _ratio(c["tp"], c["tp"] + c["fp"])
+    # The constant classifier that predicts the positive class for every row.
+    constant_recall = 1.0 if positives else 0.0
+    constant_precision = _ratio(positives, total)
     result = {
-        "accuracy": accuracy_score(labels, predicted),
-        "precision": precision_score(labels, predicted, zero_division=0),
-        "recall": recall_score(labels, predicted, zero_division=0),
-        "f1": f1_score(labels, predicted, zero_division=0),
-        # AUC needs both classes; report NaN-free 0.0 otherwise so JSON stays valid.
-        "auc": roc_auc_score(labels, probabilities) if len(np.unique(labels)) == 2 else 0.0,
+        "recall": recall,
+        "precision": precision,
+        "accuracy": _ratio(c["tp"] + c["tn"], total),
+        "recall_best_constant_classifier": constant_recall,
+        "precision_best_constant_classifier": constant_precision,
+        "accuracy_best_constant_classifier": _ratio(positives, total),
+        "true_positive_rate": recall,
+        "true_negative_rate": _ratio(c["tn"], negatives),
+        "false_positive_rate": _ratio(c["fp"], negatives),
+        "false_negative_rate": _ratio(c["fn"], positives),
+        # AUC needs both classes; 0.0 otherwise so JSON stays valid.
+        "auc": float(roc_auc_score(labels, probabilities)) if positives and negatives else 0.0,
     }
-    return {name: float(value) for name, value in result.items()}
+    for name, beta in (("f0_5", 0.5), ("f1", 1.0), ("f2", 2.0)):
+        result[name] = _f_beta(precision, recall, beta)
+        result[f"{name}_best_constant_classifier"] = _f_beta(constant_precision, constant_recall, beta)
+    return {name: float(value) if math.isfinite(value) else 0.0 for name, value in result.items()}
+
+
+def _curves(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    if len(np.unique(labels)) < 2:
+        return {
+            "receiver_operating_characteristic_curve": {"false_positive_rates": [], "true_positive_rates": []},
+            "precision_recall_curve": {"precisions": [], "recalls": []},
+        }
+    fpr, tpr, _ = roc_curve(labels, probabilities)
+    precisions, recalls, _ = precision_recall_curve(labels, probabilities)
+    # scikit-learn lists the PR curve by decreasing recall; the format reads left to right.
+    return {
+        "receiver_operating_characteristic_curve": {
+            "false_positive_rates": [float(v) for v in fpr],
+            "true_positive_rates": [float(v) for v in tpr],
+        },
+        "precision_recall_curve": {
+            "precisions": [float(v) for v in precisions[::-1]],
+            "recalls": [float(v) for v in recalls[::-1]],
+        },
+    }
 
 
 def evaluate(labels, probabilities, threshold: float, rounds: int, seed: int) -> dict:
@@ -109,32 +214,57 @@ def evaluate(labels, probabilities, threshold: float, rounds: int, seed: int) ->
         index = rng.randint(0, len(labels), size=len(labels))
         for name, value in _scores(labels[index], probabilities[index], threshold).items():
             samples[name].append(value)
-    metrics = {
-        name: {
-            "value": value,
+    c = _counts(labels, (probabilities >= threshold).astype("int64"))
+    metrics: dict = {"confusion_matrix": {"0": {"0": c["tn"], "1": c["fp"]}, "1": {"0": c["fn"], "1": c["tp"]}}}
+    curves = _curves(labels, probabilities)
+    for name in SCALAR_METRICS:
+        metrics[name] = {
+            "value": point[name],
             "standard_deviation": float(np.std(samples[name])) if rounds else 0.0,
         }
-        for name, value in point.items()
-    }
-    matrix = confusion_matrix(labels, (probabilities >= threshold).astype("int64"), labels=[0, 1])
-    metrics["confusion_matrix"] = {
-        str(actual): {str(pred): int(matrix[actual][pred]) for pred in (0, 1)} for actual in (0, 1)
-    }
+        if name == "false_negative_rate":
+            metrics.update(curves)
     return {"binary_classification_metrics": metrics}
+
+
+def run(args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory() as workdir:
+        model, schema = load_model(args.model_dir, workdir)
+        features, labels = read_test(args.test_dir, schema)
+        frame = coerce_features(features, schema)
+        probabilities = model.predict_proba(frame)[:, 1]
+    return evaluate(labels, probabilities, args.threshold, args.bootstrap_rounds, args.seed)
+
+
+def coerce_features(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """The dtypes the model was fitted with (as train.py's coerce_frame): numbers as float, the rest as text."""
+    numeric = set(schema["numeric"])
+    out = {}
+    for name in schema["features"]:
+        series = frame[name]
+        if name in numeric:
+            out[name] = pd.to_numeric(series, errors="raise").astype("float64").to_numpy()
+        else:
+            values = series.astype(object).to_numpy().copy()
+            missing = pd.isna(values) | np.array([isinstance(v, str) and not v.strip() for v in values], dtype=bool)
+            values[missing] = np.nan
+            values[~missing] = [str(v) for v in values[~missing]]
+            out[name] = values
+    return pd.DataFrame(out, columns=list(schema["features"]), index=frame.index)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    features, labels = read_test(args.test_dir)
-    with tempfile.TemporaryDirectory() as workdir:
-        model = load_model(args.model_dir, workdir)
-        probabilities = model.predict_proba(features)[:, 1]
-    report = evaluate(labels, probabilities, args.threshold, args.bootstrap_rounds, args.seed)
+    try:
+        report = run(args)
+    except BadData as error:
+        print(f"evaluate: {error}", file=sys.stderr)
+        return EXIT_BAD_DATA
 
     os.makedirs(args.output_dir, exist_ok=True)
     path = os.path.join(args.output_dir, "evaluation.json")
     with open(path, "w") as handle:
-        json.dump(report, handle, indent=2, sort_keys=True)
+        json.dump(report, handle, indent=2)
         handle.write("\n")
     summary = report["binary_classification_metrics"]
     for name in ("auc", "accuracy", "precision", "recall", "f1"):

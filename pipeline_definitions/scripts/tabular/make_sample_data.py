@@ -1,15 +1,19 @@
 """Generate a small synthetic customer-churn CSV (deterministic for a given seed).
 
-Defaults: 3000 rows, seed 7, written to stdout's path argument (``--output``,
-default ``churn.csv``). Columns mix numbers and strings so the preprocessing
-step has something to clean and encode:
+Defaults: 2000 rows, seed 7, written to ``--output`` (default ``churn.csv``).
+The columns are those of the example ``customers`` feature group, so the file
+loads with ``mlops data ingest churn --group customers <file>``:
 
-- ``tenure_months`` (int), ``monthly_charges`` (float), ``total_charges``
-  (float, ~2% missing), ``support_calls`` (int), ``senior_citizen`` (0/1),
-  ``contract``, ``payment_method``, ``internet_service`` (strings),
-- ``churn`` (0/1, ~0.5% missing: raw data is never perfectly labelled),
-  drawn from a logistic model of the features, so a classifier can reach an
-  AUC well above 0.5.
+- ``customer_id`` (String, the record identifier: ``C00001``, ``C00002``, ...),
+- ``event_time`` (Fractional epoch seconds from a fixed base, so the file is
+  byte-identical on every run),
+- ``tenure_months`` (Integral), ``monthly_charges`` (Fractional),
+  ``total_charges`` (Fractional, ~2% missing), ``support_calls`` (Integral),
+  ``senior_citizen`` (Integral 0/1), ``contract``, ``payment_method`` (~1%
+  missing), ``internet_service`` (String),
+- ``churn`` (Integral 0/1, the label; ~0.5% missing: raw data is never
+  perfectly labelled), drawn from a logistic model of the features, so a
+  classifier can reach an AUC well above 0.5.
 
 Uses only numpy, pandas and the standard library (same as the step scripts).
 """
@@ -25,6 +29,8 @@ import pandas as pd
 CONTRACTS = ("month-to-month", "one-year", "two-year")
 PAYMENTS = ("bank-transfer", "credit-card", "electronic-check", "mailed-check")
 INTERNET = ("dsl", "fiber", "none")
+# 2024-01-01T00:00:00Z: a fixed base keeps the file deterministic.
+EVENT_TIME_BASE = 1704067200.0
 
 
 def make_frame(rows: int, seed: int) -> pd.DataFrame:
@@ -53,22 +59,27 @@ def make_frame(rows: int, seed: int) -> pd.DataFrame:
         + 0.35 * calls
     )
     churn = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(float)
+    # Whole milliseconds spread over about a month after the base.
+    event_time = EVENT_TIME_BASE + np.round(rng.uniform(0, 30 * 86400, size=rows), 3)
 
     frame = pd.DataFrame(
         {
+            "customer_id": [f"C{i:05d}" for i in range(1, rows + 1)],
+            "event_time": event_time,
             "tenure_months": tenure,
             "monthly_charges": monthly,
             "total_charges": total,
             "support_calls": calls,
             "senior_citizen": senior,
             "contract": contract,
-            "payment_method": payment,
+            "payment_method": payment.astype(object),
             "internet_service": internet,
             "churn": churn,
         }
     )
-    # Gaps the preprocessing step must handle: missing numbers and labels.
+    # Gaps the pipeline must handle: missing numbers, categories and labels.
     frame.loc[rng.random(rows) < 0.02, "total_charges"] = np.nan
+    frame.loc[rng.random(rows) < 0.01, "payment_method"] = None
     frame.loc[rng.random(rows) < 0.005, "churn"] = np.nan
     # Keep the label an integer column in the CSV where it is present.
     frame["churn"] = frame["churn"].astype("Int64")
@@ -78,7 +89,7 @@ def make_frame(rows: int, seed: int) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="churn.csv")
-    parser.add_argument("--rows", type=int, default=3000)
+    parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     frame = make_frame(args.rows, args.seed)

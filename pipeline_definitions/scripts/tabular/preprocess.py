@@ -1,47 +1,60 @@
-"""Preprocess raw churn CSVs into train/validation/test splits and a data-quality baseline.
+"""Split the dataset the Feature Store query wrote, and baseline its features.
 
 Runs in the SageMaker scikit-learn processing container (pandas, numpy and the
-standard library only) and locally in tests. Defaults:
+standard library only) and locally in tests.
 
-- ``--input-dir /opt/ml/processing/input``: every ``*.csv`` under it (sorted, with
-  a header row) is read and concatenated;
-- ``--output-dir /opt/ml/processing/output``: gets ``train/train.csv``,
-  ``validation/validation.csv``, ``test/test.csv`` and ``baseline/``;
-- ``--target-column churn``, ``--validation-fraction 0.15``,
-  ``--test-fraction 0.15``, ``--seed 42``.
+Input (``--input-dir``, default ``/opt/ml/processing/input``): every ``*.csv``
+under it (sorted, each with a header row) is read and concatenated. The query
+step writes one file: the record identifier (``--id-column``, default
+``customer_id``), the feature columns and the label (``--target-column``,
+default ``churn``). An ``--event-time-column`` (default ``event_time``) is
+ignored if present.
 
-Cleaning: rows without a target are dropped; numeric gaps are filled with the
-column median; string columns are one-hot encoded with categories in sorted
-order (a gap becomes the category ``missing``), so the same input always gives
-the same columns in the same order.
+Arguments:
 
-Split files follow the convention of SageMaker's built-in algorithms: **no
-header, target in the first column, features after it** in the order listed in
-``baseline/feature_names.json``. ``train.py`` and ``evaluate.py`` rely on it.
+- ``--features a,b,c``: the raw feature names in contract order (default:
+  every column except the id, the target and the event time, in file order);
+- ``--validation-fraction 0.15`` and ``--test-fraction 0.15`` (of the
+  labelled rows), ``--seed 42`` (for the train/validation split).
 
-The baseline (``baseline/statistics.json`` and ``baseline/constraints.json``)
-follows the SageMaker Model Monitor data-quality schema (version 0.0). It
-describes the *feature* columns of the training split, i.e. what an endpoint
-receives, without the target. Features are named ``_c0``, ``_c1``, ... because
-that is how Model Monitor names the columns of header-less CSV (the format of
-captured endpoint requests); ``baseline/feature_names.json`` maps each
-positional name back to the column it came from.
+Labels must be binary: 0/1 (also written "0"/"1", 0.0/1.0) or true/false.
+Anything else stops the step with exit code 2 and one line naming the column
+and the offending values. Rows without a label are dropped (and counted).
+
+The **test split is chosen by a hash of the record id**: a row is in the test
+set when ``sha256(id)`` mapped to [0, 1) is below ``--test-fraction``. The same
+customer is therefore always in the test set, whatever other rows the data
+holds, so successive model versions are compared on the same rows. The rest is
+split into train and validation, **stratified** by label, with ``--seed``.
+
+Nothing is encoded or imputed here (``train.py`` fits that inside the model,
+on the train split only). Outputs under ``--output-dir`` (default
+``/opt/ml/processing/output``), each CSV **with a header row**, the features in
+contract order then the target, no id column:
+
+- ``train/train.csv``, ``validation/validation.csv``, ``test/test.csv``;
+- ``baseline/statistics.json`` and ``baseline/constraints.json``: the Model
+  Monitor data-quality baseline (schema version 0.0) of the raw feature
+  columns of the train split, i.e. what an endpoint receives, without the
+  target. Features are named ``_c0``, ``_c1``, ... because that is how Model
+  Monitor names the columns of header-less CSV (the format of captured
+  endpoint requests); ``baseline/feature_names.json`` maps each positional
+  name back to its column.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import math
 import os
-import re
 import sys
 
 import numpy as np
 import pandas as pd
 
-MISSING_CATEGORY = "missing"
 # Model Monitor materialises distributions in 10 buckets; match it.
 HISTOGRAM_BUCKETS = 10
 # KLL sketch accuracy parameter (Model Monitor's generated baselines use 2048 / 0.64).
@@ -49,13 +62,28 @@ KLL_K = 2048
 KLL_C = 0.64
 # Categorical columns with at most this many distinct values get a domain constraint.
 MAX_DOMAIN_SIZE = 20
+# Exit code for data that breaks the contract (e.g. a non-binary label).
+EXIT_BAD_DATA = 2
+TRUE_LABELS = {"1", "1.0", "true"}
+FALSE_LABELS = {"0", "0.0", "false"}
+
+
+class BadData(Exception):
+    """The input breaks the dataset contract; the message is one line."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Clean, split and baseline churn data.")
+    parser = argparse.ArgumentParser(description="Split and baseline the churn dataset.")
     parser.add_argument("--input-dir", default="/opt/ml/processing/input")
     parser.add_argument("--output-dir", default="/opt/ml/processing/output")
     parser.add_argument("--target-column", default="churn")
+    parser.add_argument("--id-column", default="customer_id")
+    parser.add_argument("--event-time-column", default="event_time")
+    parser.add_argument(
+        "--features",
+        default="",
+        help="comma-separated raw feature names in contract order (default: all other columns)",
+    )
     parser.add_argument("--validation-fraction", type=float, default=0.15)
     parser.add_argument("--test-fraction", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=42)
@@ -66,64 +94,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be between 0 and 1, got {value}")
     if args.validation_fraction + args.test_fraction >= 1.0:
         parser.error("--validation-fraction plus --test-fraction must leave rows for training")
+    args.features = [name.strip() for name in args.features.split(",") if name.strip()]
+    if len(set(args.features)) != len(args.features):
+        parser.error(f"--features lists a column twice: {args.features}")
     return args
 
 
-def read_input(input_dir: str) -> pd.DataFrame:
+def read_input(input_dir: str, id_column: str) -> pd.DataFrame:
     paths = sorted(glob.glob(os.path.join(input_dir, "**", "*.csv"), recursive=True))
     if not paths:
-        raise SystemExit(f"no CSV files found under {input_dir}")
-    return pd.concat([pd.read_csv(path) for path in paths], ignore_index=True)
+        raise BadData(f"no CSV files found under {input_dir}")
+    # Ids stay text (leading zeros, numeric-looking ids hash as written).
+    return pd.concat([pd.read_csv(path, dtype={id_column: str}) for path in paths], ignore_index=True)
 
 
-def _column_token(value: str) -> str:
-    token = re.sub(r"[^0-9a-zA-Z]+", "_", str(value)).strip("_").lower()
-    return token or "blank"
+def feature_columns(frame: pd.DataFrame, args: argparse.Namespace) -> list[str]:
+    if args.features:
+        missing = [name for name in args.features if name not in frame.columns]
+        if missing:
+            raise BadData(f"feature column(s) {missing} not in input columns {list(frame.columns)}")
+        reserved = [name for name in args.features if name in (args.id_column, args.target_column)]
+        if reserved:
+            raise BadData(f"--features must not include the id or target column: {reserved}")
+        return list(args.features)
+    skip = {args.id_column, args.target_column, args.event_time_column}
+    return [str(c) for c in frame.columns if c not in skip]
 
 
-def clean(frame: pd.DataFrame, target: str) -> pd.DataFrame:
-    """Return a frame with the integer target first and only numeric features after it."""
-    if target not in frame.columns:
-        raise SystemExit(f"target column {target!r} not in input columns {list(frame.columns)}")
-    frame = frame[frame[target].notna()].reset_index(drop=True)
-    labels = pd.to_numeric(frame[target], errors="raise").astype("int64")
-
-    features = {}
-    for column in frame.columns:
-        if column == target:
-            continue
-        series = frame[column]
-        if pd.api.types.is_bool_dtype(series):
-            features[column] = series.fillna(False).astype("int64")
-        elif pd.api.types.is_numeric_dtype(series):
-            median = series.median()
-            filled = series.fillna(0.0 if pd.isna(median) else median)
-            # A float column holding only whole numbers is written as integers, so a
-            # CSV reader (and Model Monitor) infers Integral for it, as the baseline says.
-            if np.all(np.mod(filled.to_numpy(dtype="float64"), 1.0) == 0.0):
-                filled = filled.astype("int64")
-            features[column] = filled
-        else:
-            text = series.astype("object").where(series.notna(), MISSING_CATEGORY).astype(str)
-            for category in sorted(text.unique()):
-                name = f"{column}_{_column_token(category)}"
-                features[name] = (text == category).astype("int64")
-    out = pd.DataFrame({target: labels})
-    for name, values in features.items():
-        out[name] = values.to_numpy()
-    return out
+def binary_labels(series: pd.Series, column: str) -> pd.Series:
+    """Map 0/1, "0"/"1", 0.0/1.0 and true/false (any case) to int64 0/1; raise BadData otherwise."""
+    text = series.astype(str).str.strip().str.lower()
+    bad = sorted(set(text[~text.isin(TRUE_LABELS | FALSE_LABELS)]))
+    if bad:
+        shown = ", ".join(repr(v) for v in bad[:10]) + (f" (and {len(bad) - 10} more)" if len(bad) > 10 else "")
+        raise BadData(f"label column {column!r} must be binary (0/1 or true/false); found {shown}")
+    return text.isin(TRUE_LABELS).astype("int64")
 
 
-def split(frame: pd.DataFrame, validation_fraction: float, test_fraction: float, seed: int):
-    """Shuffle with a fixed seed and cut into train/validation/test."""
-    order = np.random.RandomState(seed).permutation(len(frame))
-    n_test = int(round(len(frame) * test_fraction))
-    n_validation = int(round(len(frame) * validation_fraction))
-    test = frame.iloc[order[:n_test]]
-    validation = frame.iloc[order[n_test : n_test + n_validation]]
-    train = frame.iloc[order[n_test + n_validation :]]
+def hash_bucket(record_id: str) -> float:
+    """The record id's place in [0, 1): the first 8 bytes of its SHA-256, as a fraction."""
+    digest = hashlib.sha256(str(record_id).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def split(frame: pd.DataFrame, args: argparse.Namespace):
+    """(train, validation, test): test by id hash, then a seeded stratified cut of the rest."""
+    in_test = frame[args.id_column].map(hash_bucket) < args.test_fraction
+    test = frame[in_test.to_numpy()]
+    rest = frame[~in_test.to_numpy()]
+    # Validation is a fraction of all labelled rows, as the test set is.
+    share = args.validation_fraction / (1.0 - args.test_fraction)
+    rng = np.random.RandomState(args.seed)
+    validation_index = []
+    for label in (0, 1):
+        index = rest.index[rest[args.target_column].to_numpy() == label].to_numpy()
+        chosen = rng.permutation(index)[: int(round(len(index) * share))]
+        validation_index.extend(chosen.tolist())
+    is_validation = rest.index.isin(validation_index)
+    validation = rest[is_validation]
+    train = rest[~is_validation]
     if len(train) == 0 or len(validation) == 0 or len(test) == 0:
-        raise SystemExit(
+        raise BadData(
             f"too few rows ({len(frame)}) for the requested split: "
             f"train={len(train)} validation={len(validation)} test={len(test)}"
         )
@@ -251,8 +282,8 @@ def build_baseline(features: pd.DataFrame) -> tuple[dict, dict]:
 
 def _write_csv(frame: pd.DataFrame, path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    # No header, target first: the layout SageMaker algorithms and train.py expect.
-    frame.to_csv(path, header=False, index=False)
+    # Header row, features in contract order then the target: what train.py reads.
+    frame.to_csv(path, index=False, lineterminator="\n")
 
 
 def _write_json(document: dict, path: str) -> None:
@@ -262,35 +293,60 @@ def _write_json(document: dict, path: str) -> None:
         handle.write("\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    raw = read_input(args.input_dir)
-    data = clean(raw, args.target_column)
-    train, validation, test = split(data, args.validation_fraction, args.test_fraction, args.seed)
+def run(args: argparse.Namespace) -> None:
+    raw = read_input(args.input_dir, args.id_column)
+    for role, column in (("id", args.id_column), ("target", args.target_column)):
+        if column not in raw.columns:
+            raise BadData(f"{role} column {column!r} not in input columns {list(raw.columns)}")
+    features = feature_columns(raw, args)
+    if not features:
+        raise BadData(f"no feature columns left in input columns {list(raw.columns)}")
 
+    has_label = raw[args.target_column].notna() & (raw[args.target_column].astype(str).str.strip() != "")
+    unlabelled = int((~has_label).sum())
+    data = raw[has_label.to_numpy()].reset_index(drop=True)
+    if unlabelled:
+        print(f"dropped {unlabelled} rows without a label in {args.target_column!r}")
+    if data[args.id_column].isna().any():
+        raise BadData(f"id column {args.id_column!r} has {int(data[args.id_column].isna().sum())} empty values")
+    data[args.target_column] = binary_labels(data[args.target_column], args.target_column)
+
+    train, validation, test = split(data, args)
+    columns = [*features, args.target_column]
     out = args.output_dir
-    _write_csv(train, os.path.join(out, "train", "train.csv"))
-    _write_csv(validation, os.path.join(out, "validation", "validation.csv"))
-    _write_csv(test, os.path.join(out, "test", "test.csv"))
+    _write_csv(train[columns], os.path.join(out, "train", "train.csv"))
+    _write_csv(validation[columns], os.path.join(out, "validation", "validation.csv"))
+    _write_csv(test[columns], os.path.join(out, "test", "test.csv"))
 
-    feature_columns = [c for c in data.columns if c != args.target_column]
-    positional = train[feature_columns].copy()
-    positional.columns = [f"_c{i}" for i in range(len(feature_columns))]
+    positional = train[features].copy()
+    positional.columns = [f"_c{i}" for i in range(len(features))]
     statistics, constraints = build_baseline(positional)
     _write_json(statistics, os.path.join(out, "baseline", "statistics.json"))
     _write_json(constraints, os.path.join(out, "baseline", "constraints.json"))
     _write_json(
         {
+            "id_column": args.id_column,
             "target": args.target_column,
             # A list keeps column order (a JSON object would be re-sorted as text).
-            "features": [{"name": f"_c{i}", "column": name} for i, name in enumerate(feature_columns)],
+            "features": [{"name": f"_c{i}", "column": name} for i, name in enumerate(features)],
         },
         os.path.join(out, "baseline", "feature_names.json"),
     )
     print(
-        f"rows: input={len(raw)} labelled={len(data)} train={len(train)} "
-        f"validation={len(validation)} test={len(test)} features={len(feature_columns)}"
+        f"rows: input={len(raw)} labelled={len(data)} unlabelled={unlabelled} train={len(train)} "
+        f"validation={len(validation)} test={len(test)} features={len(features)}"
     )
+    for name, part in (("train", train), ("validation", validation), ("test", test)):
+        print(f"{name}: positive_rate={part[args.target_column].mean():.4f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        run(args)
+    except BadData as error:
+        print(f"preprocess: {error}", file=sys.stderr)
+        return EXIT_BAD_DATA
     return 0
 
 
