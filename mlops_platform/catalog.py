@@ -291,3 +291,101 @@ BLUE_GREEN_MAX_CANARY_PERCENT = 50
 BLUE_GREEN_LINEAR_STEP_PERCENT = (10, 50)
 BLUE_GREEN_MAX_TERMINATION_WAIT_SECONDS = 3600
 BLUE_GREEN_EXECUTION_TIMEOUT_SECONDS = (600, 28800)
+
+
+# ECR registry account of sagemaker-model-monitor-analyzer per region (SDK image_uri_config/model-monitor.json).
+MODEL_MONITOR_REGISTRIES = {
+    "af-south-1": "875698925577",
+    "ap-east-1": "001633400207",
+    "ap-northeast-1": "574779866223",
+    "ap-northeast-2": "709848358524",
+    "ap-northeast-3": "990339680094",
+    "ap-south-1": "126357580389",
+    "ap-southeast-1": "245545462676",
+    "ap-southeast-2": "563025443158",
+    "ap-southeast-3": "669540362728",
+    "ca-central-1": "536280801234",
+    "cn-north-1": "453000072557",
+    "cn-northwest-1": "453252182341",
+    "eu-central-1": "048819808253",
+    "eu-central-2": "590183933784",
+    "eu-north-1": "895015795356",
+    "eu-south-1": "933208885752",
+    "eu-south-2": "437450045455",
+    "eu-west-1": "468650794304",
+    "eu-west-2": "749857270468",
+    "eu-west-3": "680080141114",
+    "il-central-1": "843974653677",
+    "me-central-1": "588750061953",
+    "me-south-1": "607024016150",
+    "sa-east-1": "539772159869",
+    "us-east-1": "156813124566",
+    "us-east-2": "777275614652",
+    "us-isof-east-1": "853188333426",
+    "us-isof-south-1": "467912361380",
+    "us-west-1": "890145073186",
+    "us-west-2": "159807026194",
+}
+
+# ECR registry account of the scikit-learn 1.2-1 framework image per region (SDK image_uri_config/sklearn.json).
+SKLEARN_1_2_REGISTRIES = {
+    "af-south-1": "510948584623",
+    "ap-east-1": "651117190479",
+    "ap-northeast-1": "354813040037",
+    "ap-northeast-2": "366743142698",
+    "ap-northeast-3": "867004704886",
+    "ap-south-1": "720646828776",
+    "ap-south-2": "628508329040",
+    "ap-southeast-1": "121021644041",
+    "ap-southeast-2": "783357654285",
+    "ap-southeast-3": "951798379941",
+    "ap-southeast-4": "106583098589",
+    "ca-central-1": "341280168497",
+    "ca-west-1": "190319476487",
+    "cn-north-1": "450853457545",
+    "cn-northwest-1": "451049120500",
+    "eu-central-1": "492215442770",
+    "eu-central-2": "680994064768",
+    "eu-north-1": "662702820516",
+    "eu-south-1": "978288397137",
+    "eu-south-2": "104374241257",
+    "eu-west-1": "141502667606",
+    "eu-west-2": "764974769150",
+    "eu-west-3": "659782779980",
+    "il-central-1": "898809789911",
+    "me-central-1": "272398656194",
+    "me-south-1": "801668240914",
+    "sa-east-1": "737474898029",
+    "us-east-1": "683313688378",
+    "us-east-2": "257758044811",
+    "us-gov-east-1": "237065988967",
+    "us-gov-west-1": "414596584902",
+    "us-iso-east-1": "833128469047",
+    "us-isob-east-1": "281123927165",
+    "us-isof-east-1": "108575199400",
+    "us-isof-south-1": "124985052026",
+    "us-west-1": "746614075791",
+    "us-west-2": "246618743249",
+}
+
+
+def ecr_domain(region: str) -> str:
+    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+
+
+def model_monitor_image(region: str) -> str:
+    """The Model Monitor analyzer image of ``region``; KeyError names the regions that have one."""
+    if region not in MODEL_MONITOR_REGISTRIES:
+        raise KeyError(
+            f"Model Monitor has no analyzer image in {region} (regions: {', '.join(MODEL_MONITOR_REGISTRIES)})"
+        )
+    return f"{MODEL_MONITOR_REGISTRIES[region]}.dkr.ecr.{region}.{ecr_domain(region)}/sagemaker-model-monitor-analyzer"
+
+
+def sklearn_image(region: str) -> str:
+    """The scikit-learn 1.2-1 CPU image (the one the build pipeline trains and serves with) of ``region``."""
+    if region not in SKLEARN_1_2_REGISTRIES:
+        raise KeyError(f"no scikit-learn 1.2-1 image in {region} (regions: {', '.join(SKLEARN_1_2_REGISTRIES)})")
+    return (
+        f"{SKLEARN_1_2_REGISTRIES[region]}.dkr.ecr.{region}.{ecr_domain(region)}/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    )

@@ -871,10 +871,76 @@ class Serving(_Strict):
         return self
 
 
-class Monitoring(_Strict):
-    """Model Monitor in prod. Default off: the service is closed to new accounts."""
+# Model Monitor runs hourly at most: cron(0 * ? * * *), daily cron(0 H ? * * *), every N hours cron(0 H/N ? * * *).
+_MONITORING_CRON = re.compile(r"^cron\(0 (\*|\d{1,2}|\d{1,2}/\d{1,2}) \? \* \* \*\)$")
+
+
+class ModelQuality(_Strict):
+    """Live model quality against ground truth. Default off.
+
+    ``ground_truth_s3_uri``: where labels arrive (Model Monitor's ground-truth
+    JSON Lines, keyed by the request's inference id); required when enabled.
+    """
 
     enabled: bool = False
+    ground_truth_s3_uri: str | None = Field(default=None, pattern=_S3_URI_PATTERN)
+    problem_type: Literal["BinaryClassification"] = "BinaryClassification"
+    probability_threshold: float = Field(default=0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ground_truth(self) -> ModelQuality:
+        if self.enabled and not self.ground_truth_s3_uri:
+            raise ValueError("model quality needs ground_truth_s3_uri (where the labels of served requests arrive)")
+        return self
+
+
+class Retraining(_Strict):
+    """A monitoring alarm starts the build pipeline in dev. Default on, at most once per ``cooldown_hours`` (24)."""
+
+    enabled: bool = True
+    cooldown_hours: int = Field(default=24, ge=1, le=24 * 30)
+
+
+class Monitoring(_Strict):
+    """Drift and quality monitoring of what a serving stage serves. Default off.
+
+    ``engine``: ``model_monitor`` (SageMaker Model Monitor schedules; closed to
+    new accounts) or ``pipeline`` (default: the platform's scheduled drift
+    check, any account); both read the served version's baselines, publish the
+    same CloudWatch metrics and raise the same alarms. ``stages``: default
+    ``[prod]``; ``schedule``: hourly at most (default ``cron(0 * ? * * *)``).
+    ``drift_threshold``: alarm when a feature's distance from its baseline
+    passes it (default 0.1, Model Monitor's default); ``max_violations``:
+    alarm when more constraints are violated in a run (default 0).
+    """
+
+    enabled: bool = False
+    engine: Literal["model_monitor", "pipeline"] = "pipeline"
+    stages: list[Literal["staging", "prod"]] = Field(default=["prod"], min_length=1)
+    schedule: str = "cron(0 * ? * * *)"
+    drift_threshold: float = Field(default=0.1, gt=0, le=1)
+    max_violations: int = Field(default=0, ge=0)
+    model_quality: ModelQuality = ModelQuality()
+    retraining: Retraining = Retraining()
+
+    @field_validator("schedule")
+    @classmethod
+    def _hourly_at_most(cls, schedule: str) -> str:
+        match = _MONITORING_CRON.match(schedule)
+        if match is None:
+            raise ValueError(
+                f"'{schedule}' is not a monitoring schedule; allowed: hourly cron(0 * ? * * *), daily "
+                "cron(0 H ? * * *), every N hours cron(0 H/N ? * * *): more often than hourly is not possible"
+            )
+        hours = match.group(1)
+        if "/" in hours and int(hours.split("/")[1]) < 1:
+            raise ValueError(f"'{schedule}': every 0 hours is more often than hourly")
+        return schedule
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stages(cls, stages: list[str]) -> list[str]:
+        return sorted(set(stages), key=stages.index)
 
 
 class ProjectSettings(_Strict):
@@ -897,6 +963,20 @@ class ProjectSettings(_Strict):
             if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", owner):
                 raise ValueError(f"'{owner}' is not an email address")
         return owners
+
+    @model_validator(mode="after")
+    def _monitoring_needs_capture(self) -> ProjectSettings:
+        if not self.monitoring.enabled:
+            return self
+        for stage in self.monitoring.stages:
+            if not getattr(self.serving, stage).data_capture.enabled:
+                raise ValueError(
+                    f"monitoring: stage {stage} has serving.{stage}.data_capture.enabled: false; monitoring reads "
+                    "the captured requests, so turn capture on or remove the stage from monitoring.stages"
+                )
+        if not self.pipeline.enabled:
+            raise ValueError("monitoring: needs the build pipeline, which produces the baselines it compares with")
+        return self
 
     def pipeline_source(self) -> FeatureGroup:
         """The feature group the pipeline reads (``pipeline.feature_group``, default the first)."""

@@ -160,6 +160,26 @@ class Naming:
     def feature_group_name(self, project: str, group: str) -> str:
         return f"{self.prefix}-{project}-{group}"
 
+    def monitoring_alarm_prefix(self, project: str, stage: str) -> str:
+        """Every monitoring alarm of a project's stage starts with this (the retraining trigger matches it)."""
+        return f"{self.prefix}-{project}-{stage}-monitoring-"
+
+    def drift_pipeline_name(self, project: str, stage: str) -> str:
+        """The drift-check pipeline of the ``pipeline`` monitoring engine, in the stage's account."""
+        return f"{self.prefix}-{project}-{stage}-drift"
+
+    def monitoring_prefix(self, project: str, stage: str) -> str:
+        """S3 prefix (stage artifacts bucket) of monitoring reports and violations."""
+        return f"{self.project_prefix(project)}/monitoring/{stage}"
+
+    def retrain_function(self, project: str) -> str:
+        """The dev Lambda that starts the project's pipeline when a monitoring alarm fires."""
+        return f"{self.prefix}-{project}-retrain"
+
+    def retrain_table(self) -> str:
+        """Dev table of retraining starts (one cool-down record per project)."""
+        return f"{self.prefix}-retraining"
+
     def athena_workgroup(self, project: str) -> str:
         """Athena workgroup the project's pipeline queries its offline store in (dev account)."""
         return f"{self.prefix}-{project}"

@@ -29,17 +29,56 @@ from mlops_platform.naming import Naming
 _VERSION_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[\w-]+/(\d+)$")
 
 
+_S3_URI = r"^s3://[a-z0-9.\-]{3,63}/.+$"
+
+
+class Baselines(_Strict):
+    """What a version was registered with for monitoring (its ``DriftCheckBaselines``), as S3 URIs.
+
+    Data quality (statistics and constraints of the training features) is what
+    every monitoring schedule needs; model quality (the validation metrics and
+    their constraints) only the model-quality one.
+    """
+
+    data_quality_statistics: str = Field(pattern=_S3_URI)
+    data_quality_constraints: str = Field(pattern=_S3_URI)
+    model_quality_statistics: str | None = Field(default=None, pattern=_S3_URI)
+    model_quality_constraints: str | None = Field(default=None, pattern=_S3_URI)
+
+    @classmethod
+    def from_package(cls, package: Mapping[str, Any]) -> Baselines | None:
+        """The baselines of a DescribeModelPackage response; None without a data-quality pair."""
+        drift = package.get("DriftCheckBaselines") or {}
+
+        def uri(block: str, kind: str) -> str | None:
+            value = ((drift.get(block) or {}).get(kind) or {}).get("S3Uri")
+            return value if isinstance(value, str) and value else None
+
+        statistics, constraints = uri("ModelDataQuality", "Statistics"), uri("ModelDataQuality", "Constraints")
+        if not (statistics and constraints):
+            return None
+        return cls(
+            data_quality_statistics=statistics,
+            data_quality_constraints=constraints,
+            model_quality_statistics=uri("ModelQuality", "Statistics"),
+            model_quality_constraints=uri("ModelQuality", "Constraints"),
+        )
+
+
 class ModelVersion(_Strict):
     """One version of the project's model package group.
 
     ``realtime_instance_types`` are the package's
-    ``SupportedRealtimeInferenceInstanceTypes`` as registered (``mlops releases
-    export`` reads them off the package): endpoint variants may use no others.
+    ``SupportedRealtimeInferenceInstanceTypes`` as registered and ``baselines``
+    its drift-check baselines (``mlops releases export`` reads both off the
+    package): endpoint variants may use no other types, and monitoring compares
+    with these baselines (none: no monitoring schedule).
     """
 
     version: int = Field(ge=1)
     model_package_arn: str
     realtime_instance_types: list[str] = Field(default_factory=list)
+    baselines: Baselines | None = None
 
     @field_validator("model_package_arn")
     @classmethod

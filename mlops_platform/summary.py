@@ -33,6 +33,9 @@ def summarize(cdk_out: Path) -> list[str]:
             total += count
             release = template.get("Outputs", {}).get("Release", {}).get("Value")
             serves = f"  serves: {release}" if isinstance(release, str) else ""
+            monitoring = template.get("Outputs", {}).get("Monitoring", {}).get("Value")
+            if isinstance(monitoring, str) and monitoring != "off":
+                serves += f"; monitoring: {monitoring}"
             lines.append(f"  {stack['properties']['stackName']:<40} {count:>4} resources{serves}")
     report = cdk_out / "validation-report.json"
     lines.append(f"total: {total} resources")

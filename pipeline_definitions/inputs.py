@@ -97,6 +97,8 @@ class PipelineInputs:
     kms_key_arn: str | None = None
     metric_name: str = "auc"
     metric_threshold: float = 0.7
+    # Model-quality constraints registered with every version (the approval policy's thresholds).
+    quality_thresholds: tuple[tuple[str, float], ...] = (("auc", 0.7),)
     hyperparameters: tuple[tuple[str, str], ...] = DEFAULT_HYPERPARAMETERS
     sklearn_framework_version: str = "1.2-1"
     target_column: str = "churn"
@@ -116,6 +118,11 @@ class PipelineInputs:
         object.__setattr__(self, "tags", _pairs(self.tags, "tags"))
         object.__setattr__(self, "s3_prefix", self.s3_prefix.strip("/"))
         object.__setattr__(self, "metric_threshold", float(self.metric_threshold))
+        object.__setattr__(
+            self,
+            "quality_thresholds",
+            tuple(sorted((str(k), float(v)) for k, v in dict(self.quality_thresholds).items())),
+        )
         self._validate()
 
     # -- validation ---------------------------------------------------------
@@ -211,6 +218,11 @@ class PipelineInputs:
             bool(re.match(r"^\d+\.\d+-\d+$", self.sklearn_framework_version)),
             f"sklearn_framework_version must look like 1.2-1, got {self.sklearn_framework_version!r}",
         )
+        for name, value in self.quality_thresholds:
+            need(
+                name in METRIC_NAMES and 0.0 <= value <= 1.0,
+                f"quality threshold {name}={value} is not a metric in [0, 1]",
+            )
         for key, _ in self.hyperparameters:
             need(
                 not key.startswith("sagemaker_"),

@@ -254,6 +254,10 @@ def _build_pipeline(inputs: PipelineInputs):
     approval_status = ParameterString("ModelApprovalStatus", default_value=APPROVAL_DEFAULT)
     metric_threshold = ParameterFloat("MetricThreshold", default_value=inputs.metric_threshold)
     features = ",".join(inputs.feature_columns)
+    # Why an execution ran: set by the retraining trigger when a monitoring alarm started it.
+    why = [
+        ParameterString(name, default_value="") for name in ("RetrainReason", "TriggeredByStage", "TriggeredByVersion")
+    ]
 
     def step_output_uri(step_name: str, output_name: str):
         # Per-execution prefix: re-runs never overwrite an earlier run's evidence.
@@ -478,6 +482,7 @@ def _build_pipeline(inputs: PipelineInputs):
         inputs=[
             s3_input("model", model_data, f"{PROCESSING_ROOT}/model"),
             s3_input("test", preprocess_output("test"), f"{PROCESSING_ROOT}/test"),
+            s3_input("validation", preprocess_output("validation"), f"{PROCESSING_ROOT}/validation"),
         ],
         outputs=[s3_output("Evaluate", "evaluation", f"{PROCESSING_ROOT}/evaluation")],
         arguments=[
@@ -487,6 +492,11 @@ def _build_pipeline(inputs: PipelineInputs):
             f"{PROCESSING_ROOT}/test",
             "--output-dir",
             f"{PROCESSING_ROOT}/evaluation",
+            # The model-quality baseline: validation predictions with labels, and the constraints.
+            "--validation-dir",
+            f"{PROCESSING_ROOT}/validation",
+            "--quality-thresholds",
+            ",".join(f"{name}={value}" for name, value in inputs.quality_thresholds),
         ],
     )
     evaluate = ProcessingStep(name="Evaluate", step_args=evaluate_args, property_files=[evaluation_report])
@@ -496,6 +506,18 @@ def _build_pipeline(inputs: PipelineInputs):
             evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
             "evaluation.json",
         ],
+    )
+
+    def evaluation_file(*path: str):
+        return Join(
+            on="/", values=[evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri, *path]
+        )
+
+    quality_statistics = MetricsSource(
+        content_type="application/json", s3_uri=evaluation_file("model_quality", "statistics.json")
+    )
+    quality_constraints = MetricsSource(
+        content_type="application/json", s3_uri=evaluation_file("model_quality", "constraints.json")
     )
     baseline_uri = preprocess_output("baseline")
     statistics_uri = Join(on="/", values=[baseline_uri, "statistics.json"])
@@ -525,10 +547,14 @@ def _build_pipeline(inputs: PipelineInputs):
         approval_status=approval_status,
         model_metrics=ModelMetrics(
             model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_uri),
+            model_constraints=quality_constraints,
             model_data_statistics=MetricsSource(content_type="application/json", s3_uri=statistics_uri),
             model_data_constraints=MetricsSource(content_type="application/json", s3_uri=constraints_uri),
         ),
+        # What monitoring compares the served version with (mlops releases export copies the URIs).
         drift_check_baselines=DriftCheckBaselines(
+            model_statistics=quality_statistics,
+            model_constraints=quality_constraints,
             model_data_statistics=MetricsSource(content_type="application/json", s3_uri=statistics_uri),
             model_data_constraints=MetricsSource(content_type="application/json", s3_uri=constraints_uri),
         ),
@@ -578,6 +604,7 @@ def _build_pipeline(inputs: PipelineInputs):
             training_instance,
             approval_status,
             metric_threshold,
+            *why,
         ],
         steps=[ingest, query, preprocess, train, evaluate, check],
         sagemaker_session=session,

@@ -7,6 +7,14 @@ SDK is imported and every definition built; "warm" is an unchanged re-synth.
 Prints figures only; it is not a test and asserts nothing. Each synth runs in a
 fresh process, as ``cdk synth`` would, and the median of several runs is shown.
 ``--runs N`` sets the repetitions (default 5), ``--skip-tests`` leaves out the suite.
+
+The drift check (``pipeline_definitions/scripts/monitoring/drift.py``) is timed
+on ``--drift-records`` (default 1,000,000) generated data-capture records, two
+variants of local JSON Lines files, against a baseline ``preprocess.py`` makes
+from the sample data: one fresh process, one core, no S3 and no CloudWatch; the
+line gives records per second (the check's own run, and wall time with the
+interpreter start and imports) and the process's peak RSS. ``--skip-drift``
+leaves it out, ``--drift-only`` runs nothing else (and leaves the README alone).
 A full run also writes its figures into README.md between the ``bench:begin``
 and ``bench:end`` markers, so the README's numbers are always measured ones
 (``--no-readme`` leaves the README alone).
@@ -68,6 +76,84 @@ def many_projects_config(tmp: Path, count: int) -> Path:
     return config
 
 
+DRIFT = ROOT / "pipeline_definitions" / "scripts" / "monitoring" / "drift.py"
+PREPROCESS = ROOT / "pipeline_definitions" / "scripts" / "tabular" / "preprocess.py"
+SAMPLE = ROOT / "pipeline_definitions" / "sample_data" / "churn.csv"
+DRIFT_FEATURES = (
+    "tenure_months,monthly_charges,total_charges,support_calls,senior_citizen,contract,payment_method,internet_service"
+)
+RECORDS_PER_FILE = 50_000
+
+
+def drift_baseline(tmp: Path) -> Path:
+    """The data-quality baseline preprocess.py writes for the sample data."""
+    (tmp / "drift-input").mkdir()
+    shutil.copy(SAMPLE, tmp / "drift-input" / "churn.csv")
+    args = ["--input-dir", str(tmp / "drift-input"), "--output-dir", str(tmp / "drift-processed")]
+    args += ["--id-column", "customer_id", "--target-column", "churn", "--features", DRIFT_FEATURES]
+    done = subprocess.run([sys.executable, str(PREPROCESS), *args], capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"preprocess failed:\n{done.stderr[-3000:]}")
+    return tmp / "drift-processed" / "baseline"
+
+
+def drift_captures(root: Path, count: int) -> Path:
+    """``count`` data-capture records (rows of the sample data) under ``<endpoint>/<variant>/2026/12/01/10/``."""
+    import csv
+    import random
+
+    with SAMPLE.open() as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        columns = [header.index(name) for name in DRIFT_FEATURES.split(",")]
+        rows = [json.dumps(",".join(row[i] for i in columns) + "\n") for row in reader]
+    stamps = [f"2026-12-01T10:{i // 60:02d}:{i % 60:02d}Z" for i in range(3600)]
+    output = (
+        '"endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT", "data": "0.5\\n", "encoding": "CSV"}'
+    )
+    pick = random.Random(7).choices(range(len(rows)), k=count)
+    endpoint = root / "bench-endpoint"
+    for start in range(0, count, RECORDS_PER_FILE):
+        variant = "champion" if (start // RECORDS_PER_FILE) % 2 == 0 else "challenger"
+        folder = endpoint / variant / "2026" / "12" / "01" / "10"
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [
+            '{"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT", '
+            f'"data": {rows[pick[i]]}, "encoding": "CSV"}}, {output}}}, "eventMetadata": {{"eventId": "e{i}", '
+            f'"inferenceTime": "{stamps[i % 3600]}", "inferenceId": "i{i}"}}, "eventVersion": "0"}}\n'
+            for i in range(start, min(start + RECORDS_PER_FILE, count))
+        ]
+        (folder / f"capture-{start // RECORDS_PER_FILE:04d}.jsonl").write_text("".join(lines))
+    return endpoint
+
+
+def measure_drift(tmp: Path, count: int) -> None:
+    """The drift check over ``count`` local capture records in one fresh process (one core, no AWS)."""
+    baseline = drift_baseline(tmp)
+    start = time.perf_counter()
+    endpoint = drift_captures(tmp, count)
+    generated = time.perf_counter() - start
+    print(f"  drift: generated {count} records in {generated:.1f} s", file=sys.stderr, flush=True)
+    out = tmp / "drift-out"
+    args = ["--capture-uri", str(endpoint), "--baseline-dir", str(baseline), "--output-dir", str(out)]
+    args += ["--endpoint", "bench-endpoint", "--schedule", "bench", "--window-hours", "1"]
+    args += ["--end", "2026-12-01T11:00:00Z", "--no-metrics"]
+    env = {**ENV, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, str(DRIFT), *args], env=env, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"drift check failed:\n{done.stderr[-3000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    if summary["records"] != count:
+        sys.exit(f"drift check read {summary['records']} of {count} records")
+    report(
+        f"{f'drift check ({count // 1000}k records)':<28} {summary['elapsed_seconds']:6.2f} s  "
+        f"{summary['records_per_second']:9,.0f} records/s  (wall {count / wall:,.0f}/s with start-up)  "
+        f"peak RSS {summary['peak_rss_mb']:.0f} MB  {summary['violations']} violations"
+    )
+
+
 README = ROOT / "README.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -111,14 +197,25 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-tests", action="store_true")
     parser.add_argument("--no-readme", action="store_true", help="do not write the figures into README.md")
+    parser.add_argument("--skip-drift", action="store_true", help="leave out the drift check")
+    parser.add_argument("--drift-only", action="store_true", help="time the drift check only (README untouched)")
+    parser.add_argument("--drift-records", type=int, default=1_000_000)
     args = parser.parse_args()
-    report(f"benchmark on {os.cpu_count()} cores, {args.runs} runs each (python app.py, fresh process)")
+    if args.drift_only:
+        args.skip_tests = args.no_readme = True
+    if args.drift_only:
+        report(f"benchmark on {os.cpu_count()} cores, drift check only")
+    else:
+        report(f"benchmark on {os.cpu_count()} cores, {args.runs} runs each (python app.py, fresh process)")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        measure("example, cold cache", ROOT / "config", tmp / "out-cold", max(3, args.runs // 2), cold=True)
-        one = measure("example (1 project)", ROOT / "config", tmp / "out-1", args.runs)
-        ten = measure("10 projects", many_projects_config(tmp, 10), tmp / "out-10", max(3, args.runs // 2))
-        report(f"{'10 projects / 1 project':<28} {ten / one:6.2f} x")
+        if not args.drift_only:
+            measure("example, cold cache", ROOT / "config", tmp / "out-cold", max(3, args.runs // 2), cold=True)
+            one = measure("example (1 project)", ROOT / "config", tmp / "out-1", args.runs)
+            ten = measure("10 projects", many_projects_config(tmp, 10), tmp / "out-10", max(3, args.runs // 2))
+            report(f"{'10 projects / 1 project':<28} {ten / one:6.2f} x")
+        if not args.skip_drift:
+            measure_drift(tmp, args.drift_records)
     if not args.skip_tests:
         start = time.perf_counter()
         done = subprocess.run(

@@ -7,6 +7,7 @@ from typing import cast
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -23,7 +24,10 @@ class BaselineStack(Stack):
 
     ``external_readers`` are (role ARN, key prefix) pairs from other accounts that
     may read this account's artifacts (and decrypt them with its key). The
-    governance role gets no network: nothing there runs inside a VPC.
+    governance role gets no network: nothing there runs inside a VPC. With
+    ``retraining`` (a project retrains on monitoring alarms), the default event
+    buses admit the hop before them (governance: the staging and prod accounts;
+    dev: governance) and dev keeps the table of retraining starts.
     """
 
     def __init__(
@@ -35,6 +39,7 @@ class BaselineStack(Stack):
         platform: PlatformSettings,
         naming: Naming,
         external_readers: Sequence[tuple[str, str]] = (),
+        retraining: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(scope, id, termination_protection=True, **kwargs)
@@ -83,6 +88,56 @@ class BaselineStack(Stack):
             # Endpoint alarms (staging, prod) and the approval dead-letter alarm (governance) publish to topics
             # encrypted with this key.
             platform_key.admit_service("CloudWatchAlarms", "cloudwatch.amazonaws.com")
+        if role in ("staging", "prod"):
+            # The rule on failed monitoring runs publishes to the stage's alarm topics.
+            platform_key.admit_service("EventBridgeToTopics", "events.amazonaws.com")
+        self.retrain_table: dynamodb.TableV2 | None = None
+        if retraining:
+            self._admit_retraining_events(role, naming)
+            if role == "dev":
+                self.retrain_table = self._retrain_table(naming)
+                # The retraining trigger's rule delivers undeliverable events to its KMS-encrypted dead-letter queue.
+                platform_key.admit_service("EventBridgeDeadLetters", "events.amazonaws.com")
+
+    def _admit_retraining_events(self, role: str, naming: Naming) -> None:
+        """Monitoring alarms travel stage -> governance -> dev; each bus admits the account before it."""
+        senders = {"governance": ("staging", "prod"), "dev": ("governance",)}.get(role, ())
+        for sender in sorted({naming.account(r) for r in senders} - {naming.account(role)}):
+            events.CfnEventBusPolicy(
+                self,
+                f"RetrainingEventsFrom{sender}",
+                statement_id=f"mlops-retraining-from-{sender}",
+                event_bus_name="default",
+                statement={
+                    "Sid": f"mlops-retraining-from-{sender}",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{sender}:root"},
+                    "Action": "events:PutEvents",
+                    "Resource": f"arn:aws:events:{self.region}:{self.account}:event-bus/default",
+                },
+            )
+
+    def _retrain_table(self, naming: Naming) -> dynamodb.TableV2:
+        """When each project last retrained on an alarm (the cool-down); written by the retraining trigger."""
+        table = dynamodb.TableV2(
+            self,
+            "Retraining",
+            table_name=naming.retrain_table(),
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            encryption=dynamodb.TableEncryptionV2.customer_managed_key(self.key),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            table,
+            "NIST.800.53.R5-DynamoDBInBackupPlan",
+            "Holds one cool-down record per project; point-in-time recovery covers it.",
+        )
+        return table
 
     def require_network(self) -> PrivateNetwork:
         """The account's network; raises for the governance role, which has none."""

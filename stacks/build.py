@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mlops_platform.config import ProjectSettings
+from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
+from stacks.components.event_function import EventFunction
+from stacks.components.lambda_asset import bundled_asset
 from stacks.components.model_pipeline import ModelPipeline
+from stacks.components.monitoring import retraining_pattern
 from stacks.components.roles import ServiceRole
 from stacks.feature_store import FEATURE_STORE_DATABASE
+
+RETRAIN_HANDLERS = Path(__file__).resolve().parent.parent / "lambda" / "retrain"
+RETRAIN_CORE = "mlops_platform.retraining"
+
+
+def _l2(pattern: dict) -> dict:
+    """Event pattern JSON as the keyword arguments of ``events.EventPattern``."""
+    return {key.replace("-", "_"): value for key, value in pattern.items()}
 
 
 class BuildStack(Stack):
@@ -199,7 +213,64 @@ class BuildStack(Stack):
             )
         for rule in self.retrain_rules:
             rule.node.add_dependency(pipeline.pipeline)
+        self.retrain_trigger = None
+        if project.monitoring.enabled and project.monitoring.retraining.enabled and baseline.retrain_table:
+            self.retrain_trigger = self._retrain_trigger(project, naming, baseline, pipeline_arn)
         return pipeline
+
+    def _retrain_trigger(
+        self, project: ProjectSettings, naming: Naming, baseline: BaselineStack, pipeline_arn: str
+    ) -> EventFunction:
+        """A monitoring alarm of the project (forwarded from its stage through governance) starts the pipeline.
+
+        The trigger starts one execution per cool-down (``monitoring.retraining.cooldown_hours``) however often
+        the alarm flaps, with parameters saying which alarm, stage and version asked for it.
+        """
+        stages = project.monitoring.stages
+        table = baseline.retrain_table
+        if table is None:
+            raise ValueError("the dev baseline has no retraining table")
+        dead_letters = sqs.Queue(
+            self,
+            "RetrainDeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=baseline.key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(dead_letters, "AwsSolutions-SQS3", "This queue is the dead-letter queue itself.")
+        accounts = [naming.account(stage) for stage in stages]
+        function = EventFunction(
+            self,
+            "RetrainTrigger",
+            code_dir=bundled_asset(RETRAIN_HANDLERS, RETRAIN_CORE),
+            handler="trigger.handler",
+            description=f"{project.name}: start the pipeline when a monitoring alarm asks for retraining",
+            function_name=naming.retrain_function(project.name),
+            event_pattern=events.EventPattern(**_l2(retraining_pattern(naming, project, accounts))),
+            environment={
+                "RETRAIN_TABLE": naming.retrain_table(),
+                "PIPELINE_NAME": naming.pipeline_name(project.name),
+                "PROJECT": project.name,
+                "COOLDOWN_MINUTES": str(project.monitoring.retraining.cooldown_hours * 60),
+                "ALARM_PREFIXES": json.dumps([naming.monitoring_alarm_prefix(project.name, s) for s in stages]),
+                "ACCOUNTS": json.dumps({s: naming.account(s) for s in stages}, sort_keys=True),
+            },
+            statements=[
+                iam.PolicyStatement(
+                    sid="CoolDown",
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    resources=[table.table_arn],
+                    conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"retrain#{project.name}"]}},
+                ),
+                iam.PolicyStatement(
+                    sid="StartPipeline", actions=["sagemaker:StartPipelineExecution"], resources=[pipeline_arn]
+                ),
+            ],
+            key=baseline.key,
+            dead_letter_queue=dead_letters,
+        )
+        return function
 
     def _workgroup(self, project: ProjectSettings, naming: Naming, baseline: BaselineStack) -> athena.CfnWorkGroup:
         """The Athena workgroup of the Query step: results KMS-encrypted under the project's prefix, enforced."""

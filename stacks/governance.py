@@ -24,6 +24,8 @@ from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
 from stacks.components.event_function import EventFunction
 from stacks.components.lambda_asset import bundled_asset
+from stacks.components.monitoring import retraining_pattern
+from stacks.components.roles import ServiceRole
 
 # Thin handlers; synth bundles the approval core package next to them.
 APPROVAL_HANDLERS = Path(__file__).resolve().parent.parent / "lambda" / "approval"
@@ -316,11 +318,39 @@ class ApprovalStack(Stack):
         )
         self.dead_letter_alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
 
+        self._relay_retraining(project, naming)
+
         named = [a for a in project.approval.approvers if not a.startswith("arn:")]
         self.approver_role = (
             self._approver_role(project.name, naming, named, [describe, read_report, list_reports, decrypt_dev])
             if named
             else None
+        )
+
+    def _relay_retraining(self, project: ProjectSettings, naming: Naming) -> None:
+        """Monitoring alarms of the project's stages travel on to dev, where the retraining trigger starts the pipeline.
+
+        Only alarms raised outside dev's account: those inside it reach the trigger directly.
+        """
+        monitoring = project.monitoring
+        dev = naming.account("dev")
+        accounts = sorted({naming.account(stage) for stage in monitoring.stages} - {dev})
+        if not (monitoring.enabled and monitoring.retraining.enabled and accounts) or dev == self.account:
+            return
+        bus = f"arn:aws:events:{naming.region('dev')}:{dev}:event-bus/default"
+        relay = ServiceRole(
+            self,
+            "RetrainingRelayRole",
+            service="events.amazonaws.com",
+            description=f"Forward {project.name} monitoring alarms to the dev event bus",
+            statements=[iam.PolicyStatement(actions=["events:PutEvents"], resources=[bus])],
+        )
+        events.CfnRule(
+            self,
+            "RetrainingRelay",
+            description=f"{project.name}: monitoring alarms from its stages to dev (retraining)",
+            event_pattern=retraining_pattern(naming, project, accounts),
+            targets=[events.CfnRule.TargetProperty(id="Dev", arn=bus, role_arn=relay.role.role_arn)],
         )
 
     def _approver_role(

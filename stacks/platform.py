@@ -47,8 +47,14 @@ def build_platform(
             ("governance", "notify"),
             ("governance", "guard"),
             ("governance", "approver"),
+            # Monitoring jobs read the served version's baselines, which the dev pipeline wrote.
+            ("staging", "monitor"),
+            ("prod", "monitor"),
         )
     ]
+    retraining = sorted(
+        p.name for p in config.projects.values() if p.monitoring.enabled and p.monitoring.retraining.enabled
+    )
     stages: dict[str, Stage] = {}
     for role in ROLES:
         account = platform.accounts.of(role)
@@ -70,6 +76,7 @@ def build_platform(
             platform=platform,
             naming=naming,
             external_readers=dev_readers if role == "dev" else (),
+            retraining=bool(retraining),
         )
         if role == "governance":
             DeployStack(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -15,6 +16,7 @@ from mlops_platform.naming import Naming
 from mlops_platform.release_manifest import ReleaseManifest, describe
 from stacks.baseline import BaselineStack
 from stacks.components.endpoint import ServedEndpoint
+from stacks.components.monitoring import ModelMonitoring, MonitoredVersion, retraining_pattern
 from stacks.components.roles import ServiceRole, vpc_access_statements
 
 
@@ -96,6 +98,58 @@ class ServingStack(Stack):
                 model.node.add_dependency(self.model_role.policy)
         CfnOutput(self, "EndpointName", value=endpoint_name, key="EndpointName")
         CfnOutput(self, "Release", value=describe(release), key="Release")
+        self.monitoring: ModelMonitoring | None = None
+        monitoring = self._monitoring(stage, project, naming, baseline, endpoint_name)
+        CfnOutput(self, "MonitoringSummary", value=monitoring, key="Monitoring")
+
+    def _monitoring(
+        self, stage: str, project: ProjectSettings, naming: Naming, baseline: BaselineStack, endpoint_name: str
+    ) -> str:
+        """Monitoring of the served version where config asks for it; returns what the synth summary says."""
+        settings = project.monitoring
+        why, served = monitoring_plan(project, stage, self.release)
+        if served is None or self.endpoint is None:
+            return why
+        self.monitoring = ModelMonitoring(
+            self,
+            "Monitoring",
+            project=project,
+            stage=stage,
+            naming=naming,
+            endpoint_name=endpoint_name,
+            served=served,
+            features=project.pipeline_features(),
+            key=baseline.key,
+            topic=self.alarm_topic,
+            depends_on=self.endpoint.endpoint,
+        )
+        governance = naming.account("governance")
+        # In dev's own account the retraining trigger sees the alarm directly.
+        if settings.retraining.enabled and self.account not in (governance, naming.account("dev")):
+            # Alarms that ask for retraining travel to governance, which forwards them to dev.
+            bus = events.EventBus.from_event_bus_arn(
+                self, "GovernanceBus", f"arn:aws:events:{naming.region('governance')}:{governance}:event-bus/default"
+            )
+            forwarder = ServiceRole(
+                self,
+                "ForwardRole",
+                service="events.amazonaws.com",
+                description=f"Forward {endpoint_name} monitoring alarms to the governance event bus",
+                statements=[iam.PolicyStatement(actions=["events:PutEvents"], resources=[bus.event_bus_arn])],
+            )
+            events.CfnRule(
+                self,
+                "ForwardAlarms",
+                description=f"{endpoint_name}: monitoring alarms to governance (retraining)",
+                event_pattern=retraining_pattern(naming, project, [self.account]),
+                targets=[
+                    events.CfnRule.TargetProperty(
+                        id="Governance", arn=bus.event_bus_arn, role_arn=forwarder.role.role_arn
+                    )
+                ],
+            )
+        quality = "data and model quality" if self.monitoring.model_quality else "data quality"
+        return f"{settings.engine}: {quality} on version {served.version}'s baselines, {settings.schedule}"
 
     def _model_role(
         self,
@@ -289,3 +343,18 @@ class ServingStack(Stack):
         ):
             acknowledge(self.node.find_child("VerifyPolicy"), f"AwsSolutions-IAM5[Resource::{resource}]", reason)
         return role
+
+
+def monitoring_plan(
+    project: ProjectSettings, stage: str, release: ReleaseManifest | None
+) -> tuple[str, MonitoredVersion | None]:
+    """What to monitor in ``stage``: the served version with its baselines, or why nothing (for the summary)."""
+    settings = project.monitoring
+    if not settings.enabled or stage not in settings.stages:
+        return "off", None
+    if release is None:
+        return "none yet: nothing is released to this stage", None
+    served = release.challenger
+    if served.baselines is None:
+        return f"none: version {served.version} was registered without drift-check baselines", None
+    return "", MonitoredVersion(served.version, served.baselines)

@@ -98,7 +98,14 @@ def _single_account_config(tmp: Path):
         "retrain_schedule": "rate(7 days)",
         "spot": {"enabled": True, "max_wait_minutes": 120},
     }
-    fraud = example_project() | {"name": "fraud", "description": "Card fraud scoring", "pipeline": {"enabled": False}}
+    # The other engine: the platform's own drift check, on the same baselines, metrics and alarms (staging).
+    churn["monitoring"] = {**churn["monitoring"], "engine": "pipeline", "stages": ["staging"]}
+    fraud = example_project() | {
+        "name": "fraud",
+        "description": "Card fraud scoring",
+        "pipeline": {"enabled": False},
+        "monitoring": {"enabled": False},
+    }
     fraud["members"] = [{**m, "sso_user": f"{m['user']}@example.com"} for m in fraud["members"]]
     fraud["serving"] = {
         "staging": {"variants": [{"name": "primary"}], "data_capture": {"sampling_percentage": 50}},
@@ -111,7 +118,9 @@ def _single_account_config(tmp: Path):
 
 
 def _single_account_releases(config):
+    """Fraud is released to both stages; churn to staging only (its prod has no release yet)."""
     return {
+        ("churn", "staging"): release(config, "churn", "staging", challenger=1),
         ("fraud", "staging"): release(config, "fraud", "staging", challenger=1),
         ("fraud", "prod"): release(config, "fraud", "prod", challenger=1),
     }

@@ -101,22 +101,47 @@ def read_back(outdir: Path, releases: Manifests | None = None) -> Synthesized:
     return result
 
 
-def release(config: PlatformConfig, project: str, stage: str, challenger: int, champion: int | None = None):
+def release(
+    config: PlatformConfig,
+    project: str,
+    stage: str,
+    challenger: int,
+    champion: int | None = None,
+    baselines: bool = True,
+):
     """A release manifest naming versions of the project's model package group.
 
-    Each version supports the instance types the project's pipeline registers (its serving config's).
+    Each version supports the instance types the project's pipeline registers (its serving config's) and,
+    unless ``baselines`` is false, carries the drift-check baselines its pipeline run registered.
     """
     from mlops_platform.naming import Naming
-    from mlops_platform.release_manifest import ModelVersion, ReleaseManifest
+    from mlops_platform.release_manifest import Baselines, ModelVersion, ReleaseManifest
     from stacks.components.model_pipeline import serving_instance_types
 
-    group = Naming(config.platform).model_package_arns(project).removesuffix("*")
+    naming = Naming(config.platform)
+    group = naming.model_package_arns(project).removesuffix("*")
     types = list(serving_instance_types(config.projects[project]))
+
+    def registered(version: int) -> Baselines | None:
+        if not baselines:
+            return None
+        run = f"s3://{naming.artifacts_bucket('dev')}/{naming.project_prefix(project)}/pipeline/{naming.pipeline_name(project)}/run-{version}"
+        return Baselines(
+            data_quality_statistics=f"{run}/Preprocess/baseline/statistics.json",
+            data_quality_constraints=f"{run}/Preprocess/baseline/constraints.json",
+            model_quality_statistics=f"{run}/Evaluate/evaluation/model_quality/statistics.json",
+            model_quality_constraints=f"{run}/Evaluate/evaluation/model_quality/constraints.json",
+        )
 
     def ref(version: int | None) -> ModelVersion | None:
         if version is None:
             return None
-        return ModelVersion(version=version, model_package_arn=f"{group}{version}", realtime_instance_types=types)
+        return ModelVersion(
+            version=version,
+            model_package_arn=f"{group}{version}",
+            realtime_instance_types=types,
+            baselines=registered(version),
+        )
 
     return ReleaseManifest(project=project, stage=stage, challenger=ref(challenger), champion=ref(champion))
 

@@ -112,3 +112,24 @@ def test_importing_the_catalogue_imports_nothing_heavy():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_image_registries_match_the_sagemaker_sdks_tables():
+    """The images monitoring runs are resolved per region from the SDK's own tables, never hard-coded to one."""
+    import json
+    from pathlib import Path
+
+    import sagemaker.core
+
+    tables = Path(sagemaker.core.__file__).parent / "image_uri_config"
+    monitor = json.loads((tables / "model-monitor.json").read_text())["versions"][""]
+    assert monitor["registries"] == catalog.MODEL_MONITOR_REGISTRIES
+    assert monitor["repository"] == "sagemaker-model-monitor-analyzer"
+    sklearn = json.loads((tables / "sklearn.json").read_text())["training"]["versions"]["1.2-1"]
+    assert sklearn["registries"] == catalog.SKLEARN_1_2_REGISTRIES
+    assert catalog.model_monitor_image("eu-west-1") == (
+        "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer"
+    )
+    assert catalog.model_monitor_image("cn-north-1").endswith(".amazonaws.com.cn/sagemaker-model-monitor-analyzer")
+    with pytest.raises(KeyError, match="no analyzer image in xx-east-9"):
+        catalog.model_monitor_image("xx-east-9")

@@ -27,7 +27,10 @@ def test_example_config_loads():
 def test_defaults_fill_later_sections():
     project = load_config(EXAMPLE_CONFIG).projects["churn"]
     assert project.pipeline.enabled and not project.pipeline.spot.enabled
-    assert project.monitoring.enabled is False
+    # The example watches prod with Model Monitor; the section's defaults fill the rest.
+    assert project.monitoring.enabled and project.monitoring.engine == "model_monitor"
+    assert project.monitoring.stages == ["prod"] and project.monitoring.drift_threshold == 0.1
+    assert project.monitoring.retraining.enabled and project.monitoring.retraining.cooldown_hours == 24
     assert project.pipeline_source().name == "customers" and project.pipeline.target_column == "churn"
     assert project.pipeline_features()[0] == "tenure_months" and "churn" not in project.pipeline_features()
     assert project.approval.allow_self_approval is False
@@ -211,6 +214,34 @@ BAD_CONFIGS = [
         {"churn": _project(**{"approval.approvers": ["bob"]})},
         "churn.yaml",
         ["approval.approvers", "persona 'lead'"],
+    ),
+    (
+        "monitoring-model-quality-without-ground-truth",
+        None,
+        {"churn": _project(**{"monitoring.model_quality": {"enabled": True}})},
+        "churn.yaml",
+        ["monitoring.model_quality", "ground_truth_s3_uri"],
+    ),
+    (
+        "monitoring-more-often-than-hourly",
+        None,
+        {"churn": _project(**{"monitoring.schedule": "cron(0/15 * ? * * *)"})},
+        "churn.yaml",
+        ["monitoring.schedule", "more often than hourly is not possible"],
+    ),
+    (
+        "monitoring-without-capture",
+        None,
+        {"churn": _project(**{"serving.prod.data_capture": {"enabled": False}})},
+        "churn.yaml",
+        ["monitoring", "serving.prod.data_capture.enabled: false"],
+    ),
+    (
+        "monitoring-unknown-engine",
+        None,
+        {"churn": _project(**{"monitoring.engine": "clarify"})},
+        "churn.yaml",
+        ["monitoring.engine", "'model_monitor' or 'pipeline'"],
     ),
     (
         "pipeline-without-feature-group",

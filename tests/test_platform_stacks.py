@@ -146,8 +146,10 @@ def test_release_table_is_encrypted_recoverable_and_protected(example):
             ],
         },
     )
-    for role in ("dev", "staging", "prod"):
+    for role in ("staging", "prod"):
         t(example, f"mlops-{role}-baseline").resource_count_is("AWS::DynamoDB::GlobalTable", 0)
+    # Dev holds one table: the retraining cool-downs (monitoring retrains the example's model).
+    t(example, "mlops-dev-baseline").resource_count_is("AWS::DynamoDB::GlobalTable", 1)
 
 
 def test_governance_has_no_network(example):
@@ -203,7 +205,9 @@ def test_dev_bucket_and_key_trust_only_named_cross_account_roles(example):
         "arn:aws:iam::111111111111:role/mlops-churn-governance-guard",
         "arn:aws:iam::111111111111:role/mlops-churn-governance-notify",
         "arn:aws:iam::333333333333:role/mlops-churn-staging-model",
+        "arn:aws:iam::333333333333:role/mlops-churn-staging-monitor",
         "arn:aws:iam::444444444444:role/mlops-churn-prod-model",
+        "arn:aws:iam::444444444444:role/mlops-churn-prod-monitor",
     ]
     for statement in external:
         assert statement["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]

@@ -21,6 +21,7 @@ from botocore.exceptions import (
 from mlops_platform.cli import core, render, scaling
 from mlops_platform.cli import export as export_mod
 from mlops_platform.cli import invoke as invoke_mod
+from mlops_platform.cli import monitoring as monitoring_mod
 from mlops_platform.cli import promote as promote_mod
 from mlops_platform.cli import shadow as shadow_mod
 from mlops_platform.cli import verify as verify_mod
@@ -71,7 +72,8 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--role-arn",
         default=default(None),
         help="assume this role first, in the account the command works in: governance, or for shadow report "
-        "staging, for data ingest dev, and for verify, scaling and invoke the --stage's account (default: use the "
+        "staging, for data ingest dev, and for verify, scaling, invoke and monitoring status the --stage's account "
+        "(default: use the "
         "profile as is)",
     )
 
@@ -259,6 +261,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--file", type=Path, metavar="F", help="send this file (.json: application/json, else text/csv rows)"
     )
     invoke.add_argument("--variant", metavar="NAME", help="send to this production variant (TargetVariant)")
+
+    monitoring = commands.add_parser(
+        "monitoring",
+        help="drift and quality monitoring of a serving stage",
+        description="What monitors a project's serving stage (Model Monitor schedules or the drift pipeline), how "
+        "its last runs went, and the state of its monitoring alarms (which start retraining in dev).",
+    )
+    monitoring_commands = monitoring.add_subparsers(dest="monitoring_command", required=True, metavar="COMMAND")
+    monitoring_status = leaf(
+        monitoring_commands,
+        "status",
+        "schedules or drift pipeline runs, the latest violations report and the monitoring alarms of the stage "
+        "(credentials of the stage's account)",
+        cmd_monitoring_status,
+        account=STAGE_ACCOUNT,
+    )
+    monitoring_status.add_argument("project", metavar="PROJECT", help="the project")
+    monitoring_status.add_argument(
+        "--stage", default="prod", choices=SERVING_STAGES, help="the serving stage (default: prod)"
+    )
 
     autoscale = commands.add_parser(
         "scaling",
@@ -475,6 +497,12 @@ def cmd_invoke(args: argparse.Namespace, ctx: core.Context, clients: Clients) ->
         clients.sagemaker, clients.sagemaker_runtime, ctx, args.project, args.stage, request, variant=args.variant
     )
     render.invoked(response)
+    return EXIT_OK
+
+
+def cmd_monitoring_status(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    result = monitoring_mod.status(clients.sagemaker, clients.cloudwatch, clients.s3, ctx, args.project, args.stage)
+    render.monitoring_status(result)
     return EXIT_OK
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from mlops_platform.approval import releases as releases_mod
 from mlops_platform.cli.core import Context
-from mlops_platform.release_manifest import ModelVersion, ReleaseManifest, manifest_for, write_manifest
+from mlops_platform.release_manifest import Baselines, ModelVersion, ReleaseManifest, manifest_for, write_manifest
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ def export_manifest(
     Staging also reads prod's records: its champion is what prod serves. Each
     version carries the instance types its package supports for real-time
     inference, read from the registry, so synth can refuse a variant that
-    SageMaker would. With
+    SageMaker would, and its drift-check baselines, so monitoring is
+    synthesized offline from the served version's own baselines. With
     ``expect_arn`` (the ARN the pipeline execution was started for, ``none``
     for no model) a differing challenger is reported, not refused: the table's
     current release wins.
@@ -52,7 +53,7 @@ def export_manifest(
     prod_records = table.releases(project, "prod") if stage == "staging" else []
     manifest = manifest_for(project, stage, stage_records, prod_records)
     if manifest is not None:
-        manifest = _with_instance_types(sagemaker, manifest)
+        manifest = _from_registry(sagemaker, manifest)
     path = write_manifest(Path(out_dir), project, stage, manifest)
     superseded = None
     # The rejected handler deploys "none" when a stage is left without a model.
@@ -67,12 +68,16 @@ def export_manifest(
     return Export(project, stage, path, manifest, superseded)
 
 
-def _with_instance_types(sagemaker: Any, manifest: ReleaseManifest) -> ReleaseManifest:
+def _from_registry(sagemaker: Any, manifest: ReleaseManifest) -> ReleaseManifest:
+    """Each version with the instance types and the monitoring baselines it was registered with."""
+
     def read(ref: ModelVersion | None) -> ModelVersion | None:
         if ref is None:
             return None
         package = sagemaker.describe_model_package(ModelPackageName=ref.model_package_arn)
         types = package.get("InferenceSpecification", {}).get("SupportedRealtimeInferenceInstanceTypes", [])
-        return ref.model_copy(update={"realtime_instance_types": sorted(types)})
+        return ref.model_copy(
+            update={"realtime_instance_types": sorted(types), "baselines": Baselines.from_package(package)}
+        )
 
     return manifest.model_copy(update={"challenger": read(manifest.challenger), "champion": read(manifest.champion)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from mlops_platform.cli.dlq import MAX_MESSAGES, REDRIVE_VISIBILITY_SECONDS, Lis
 from mlops_platform.cli.endpoints import CHALLENGER, CHAMPION
 from mlops_platform.cli.export import Export
 from mlops_platform.cli.invoke import Response
+from mlops_platform.cli.monitoring import MODEL_MONITOR, MonitoringStatus, MonitorRun, violations
 from mlops_platform.cli.promote import PromoteResult
 from mlops_platform.cli.shadow import ShadowReport, VariantReport
 from mlops_platform.cli.verify import Verification
@@ -412,3 +414,94 @@ def invoked(response: Response) -> None:
         sys.stdout.flush()
         return
     print(text if text.endswith("\n") else text + "\n", end="", flush=True)
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def _run_text(run: MonitorRun | None) -> str:
+    if run is None:
+        return "never ran"
+    text = f"{run.status} (scheduled {_time(run.scheduled)})"
+    return text + (f": {run.failure_reason}" if run.failure_reason else "")
+
+
+def _report_lines(content: Any) -> list[str]:
+    """A few lines of a violations summary: its violations when it lists them, else its top-level values."""
+    found = violations(content)
+    if found is not None:
+        lines = [f"{len(found)} violation{'s' * (len(found) != 1)}"]
+        for v in found[:10]:
+            feature = v.get("feature_name") or v.get("feature") or "-"
+            check = v.get("constraint_check_type") or v.get("check") or "-"
+            lines.append(f"  - {feature}: {check}" + (f": {v['description']}" if v.get("description") else ""))
+        if len(found) > 10:
+            lines.append(f"  ... and {len(found) - 10} more")
+        return lines
+    if isinstance(content, dict):
+        return [f"{k}: {json.dumps(v, default=str)[:200]}" for k, v in list(content.items())[:20]]
+    return [json.dumps(content, default=str)[:400]]
+
+
+def monitoring_status(result: MonitoringStatus) -> None:
+    console = _console()
+    engine = "SageMaker Model Monitor" if result.engine == MODEL_MONITOR else "drift pipeline"
+    console.print(f"Monitoring of {result.project}/{result.stage}: {engine} ({result.engine})")
+    if result.engine == MODEL_MONITOR:
+        console.print(f"Endpoint       {result.endpoint}")
+        for schedule in result.schedules:
+            kind = f", {schedule.monitoring_type}" if schedule.monitoring_type else ""
+            console.print(f"Schedule {schedule.name}: {schedule.status}{kind}")
+            if schedule.failure_reason:
+                console.print(f"  schedule failure: {schedule.failure_reason}")
+            console.print(f"  last execution: {_run_text(schedule.last)}")
+            if schedule.runs:
+                table = Table(title=f"Last executions of {schedule.name}", title_justify="left")
+                for name in ("Scheduled", "Status", "Failure reason"):
+                    table.add_column(name)
+                table.add_column("Processing job", no_wrap=True)
+                for run in schedule.runs:
+                    table.add_row(
+                        _time(run.scheduled), run.status, run.failure_reason or "-", run.processing_job or "-"
+                    )
+                console.print(table)
+    else:
+        console.print(f"Pipeline       {result.drift_pipeline}")
+        if result.runs:
+            table = Table(title=f"Last executions of {result.drift_pipeline}", title_justify="left")
+            for name in ("Started", "Status", "Failure reason"):
+                table.add_column(name)
+            table.add_column("Execution", no_wrap=True)
+            for drift in result.runs:
+                table.add_row(_time(drift.started), drift.status, drift.failure_reason or "-", drift.arn)
+            console.print(table)
+        report = result.report
+        if report is not None:
+            if report.uri:
+                console.print(f"Latest report  {report.uri} ({_time(report.modified)})")
+            if report.problem:
+                console.print(f"  {report.problem}" if report.uri else f"Latest report  {report.problem}")
+            else:
+                for line in _report_lines(report.content):
+                    console.print(f"  {line}")
+    if result.alarms:
+        table = Table(title=f"Alarms {result.alarm_prefix}*", title_justify="left")
+        table.add_column("Alarm", no_wrap=True)
+        for name in ("State", "Since", "Version", "Reason"):
+            table.add_column(name)
+        for alarm in result.alarms:
+            table.add_row(alarm.name, alarm.state, _time(alarm.updated), alarm.version or "-", alarm.reason or "-")
+        console.print(table)
+    for note in result.notes:
+        console.print(f"Note: {note}")
+    firing = result.firing
+    if firing:
+        if result.retraining is False:
+            effect = "retraining is off (monitoring.retraining.enabled)"
+        else:
+            effect = "a transition to ALARM starts retraining in dev, at most once per cool-down"
+        console.print(
+            f"{len(firing)} alarm{'s' * (len(firing) != 1)} firing: {', '.join(a.name for a in firing)} ({effect})"
+        )
+    elif result.alarms:
+        console.print("No alarm is firing.")

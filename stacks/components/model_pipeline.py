@@ -93,6 +93,7 @@ class ModelPipeline(Construct):
             kms_key_arn=f"arn:aws:kms:{stack.region}:{stack.account}:key/{_KEY_STAND_IN}",
             metric_name=project.approval.primary_metric,
             metric_threshold=threshold,
+            quality_thresholds=tuple(sorted(project.approval.metric_thresholds.items())),
             hyperparameters=tuple(sorted((k, str(v)) for k, v in config.hyperparameters.items()))
             or DEFAULT_HYPERPARAMETERS,
             inference_instance_types=serving_instance_types(project) or PipelineInputs.inference_instance_types,

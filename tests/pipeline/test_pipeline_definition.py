@@ -65,6 +65,10 @@ def test_parameters_and_defaults(base_definition, base_inputs):
         "TrainingInstanceType",
         "ModelApprovalStatus",
         "MetricThreshold",
+        # Why an execution ran (the retraining trigger sets them).
+        "RetrainReason",
+        "TriggeredByStage",
+        "TriggeredByVersion",
     }
     assert params["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
     assert params["MetricThreshold"] == {"Name": "MetricThreshold", "Type": "Float", "DefaultValue": 0.7}

@@ -8,6 +8,14 @@ Defaults:
 - ``--test-dir /opt/ml/processing/test``: CSV with a header row, the raw
   features and the target (what ``preprocess.py`` writes);
 - ``--output-dir /opt/ml/processing/evaluation``: gets ``evaluation.json``;
+- ``--validation-dir`` (optional): the validation split; with it the step also
+  writes the **model-quality baseline** under ``model_quality/``: the
+  predictions on the validation split with their labels (``predictions.csv``:
+  ``probability,prediction,label``), their metrics (``statistics.json``, the
+  format above) and ``constraints.json`` in Model Monitor's model-quality
+  format, one ``LessThanThreshold`` constraint per ``--quality-thresholds``
+  entry (``auc=0.75,accuracy=0.7``: the approval policy's thresholds, so live
+  quality alarms where an approval would have been refused);
 - ``--threshold 0.5`` (score cut-off for the label metrics),
   ``--bootstrap-rounds 200`` and ``--seed 42`` (for the standard deviations).
 
@@ -89,7 +97,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--bootstrap-rounds", type=int, default=200)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--validation-dir", default=None)
+    parser.add_argument("--quality-thresholds", default="", help="metric=threshold,... for constraints.json")
     return parser.parse_args(argv)
+
+
+def quality_thresholds(text: str) -> dict[str, float]:
+    """``auc=0.75,accuracy=0.7`` -> ``{"auc": 0.75, "accuracy": 0.7}``; BadData naming a bad entry."""
+    thresholds = {}
+    for entry in (e.strip() for e in text.split(",") if e.strip()):
+        name, _, value = entry.partition("=")
+        try:
+            thresholds[name.strip()] = float(value)
+        except ValueError:
+            raise BadData(f"--quality-thresholds entry {entry!r} is not metric=number") from None
+        if name.strip() not in SCALAR_METRICS:
+            raise BadData(f"--quality-thresholds: {name.strip()!r} is not a binary classification metric")
+    return thresholds
+
+
+def model_quality_constraints(thresholds: dict[str, float]) -> dict:
+    """Model Monitor's model-quality constraints: a breach when a live metric falls below its threshold."""
+    return {
+        "version": 0.0,
+        "binary_classification_constraints": {
+            name: {"threshold": value, "comparison_operator": "LessThanThreshold"}
+            for name, value in sorted(thresholds.items())
+        },
+    }
 
 
 def _safe_extract(archive: str, destination: str) -> None:
@@ -228,12 +263,33 @@ def evaluate(labels, probabilities, threshold: float, rounds: int, seed: int) ->
 
 
 def run(args: argparse.Namespace) -> dict:
+    thresholds = quality_thresholds(args.quality_thresholds)
     with tempfile.TemporaryDirectory() as workdir:
         model, schema = load_model(args.model_dir, workdir)
         features, labels = read_test(args.test_dir, schema)
-        frame = coerce_features(features, schema)
-        probabilities = model.predict_proba(frame)[:, 1]
+        probabilities = model.predict_proba(coerce_features(features, schema))[:, 1]
+        if args.validation_dir:
+            write_quality_baseline(model, schema, args, thresholds)
     return evaluate(labels, probabilities, args.threshold, args.bootstrap_rounds, args.seed)
+
+
+def write_quality_baseline(model, schema: dict, args: argparse.Namespace, thresholds: dict[str, float]) -> None:
+    """Predictions on the validation split with labels, their metrics, and the constraints (``model_quality/``)."""
+    features, labels = read_test(args.validation_dir, schema)
+    probabilities = model.predict_proba(coerce_features(features, schema))[:, 1]
+    directory = os.path.join(args.output_dir, "model_quality")
+    os.makedirs(directory, exist_ok=True)
+    pd.DataFrame(
+        {"probability": probabilities, "prediction": (probabilities >= args.threshold).astype("int64"), "label": labels}
+    ).to_csv(os.path.join(directory, "predictions.csv"), index=False)
+    documents = {
+        "statistics.json": evaluate(labels, probabilities, args.threshold, args.bootstrap_rounds, args.seed),
+        "constraints.json": model_quality_constraints(thresholds),
+    }
+    for name, document in documents.items():
+        with open(os.path.join(directory, name), "w") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
 
 
 def coerce_features(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
