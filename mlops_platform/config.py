@@ -288,8 +288,20 @@ class DataRepository(_Strict):
     auto_export: list[DRA_EVENTS] = Field(default=["NEW", "CHANGED", "DELETED"])
 
 
+# Lustre deployment types that cannot hold data repository associations (FSx API reference,
+# CreateDataRepositoryAssociation: "supported on all FSx for Lustre 2.12 and 2.15 file systems,
+# excluding scratch_1"; also not on Intelligent-Tiering). Neither is offered here, so the check
+# below only bites if one is added to ``deployment_type``.
+DRA_UNSUPPORTED: tuple[str, ...] = ("SCRATCH_1",)
+
+
 class Lustre(_Strict):
-    """FSx for Lustre 2.15 with LZ4 compression. Default: PERSISTENT_2, 1200 GiB, 250 MB/s/TiB."""
+    """FSx for Lustre 2.15 with LZ4 compression. Default: PERSISTENT_2, 1200 GiB, 250 MB/s/TiB.
+
+    ``data_repositories`` link S3 prefixes of the dev artifacts bucket; both offered
+    deployment types support them on Lustre 2.15 (a type that does not is refused,
+    never silently dropped). SCRATCH_2 is encrypted with a key FSx manages.
+    """
 
     deployment_type: Literal["PERSISTENT_2", "SCRATCH_2"] = "PERSISTENT_2"
     storage_capacity_gib: int = Field(default=1200, ge=1200)
@@ -311,6 +323,12 @@ class Lustre(_Strict):
                 )
         elif self.throughput_per_unit is not None:
             raise ValueError("throughput_per_unit applies to PERSISTENT_2 only; SCRATCH_2 has a fixed baseline")
+        if self.data_repositories and self.deployment_type in DRA_UNSUPPORTED:
+            raise FieldError(
+                "data_repositories",
+                f"{self.deployment_type} file systems cannot link S3 (no data repository associations); "
+                "use PERSISTENT_2 or SCRATCH_2, or remove data_repositories",
+            )
         paths = [r.fs_path for r in self.data_repositories]
         if len(set(paths)) != len(paths):
             raise ValueError("data_repositories: two associations use the same fs_path")
@@ -333,9 +351,48 @@ class TrainingCluster(_Strict):
     The subnet ``cidr`` (default ``10.10.128.0/20``) must lie inside the dev VPC
     range and clear of the VPC's own subnets, which take its start (see
     :func:`vpc_subnets`).
+
+    **Internet.** ``internet: none`` (default): the cluster subnet reaches S3
+    (gateway endpoint) and the VPC's interface endpoints only, so the nodes
+    install nothing from the internet. ``internet: nat`` adds, in the cluster's
+    AZ, a public ``/28`` (``nat_cidr``, default ``10.10.144.0/28``), an internet
+    gateway (the VPC's own if it has one), one NAT gateway with an Elastic IP,
+    and a default route to it on the cluster subnet's route table only; the
+    VPC's other private subnets stay isolated. Cost (Amazon VPC on-demand
+    prices, read 2026-12-02 from published summaries of the AWS VPC pricing
+    page): us-east-1 $0.045 per NAT-gateway hour and $0.045 per GB processed;
+    eu-west-1 about $0.048 and $0.048. That is about $33-35 a month before
+    traffic, plus $0.005/hour for the public IPv4 address and the usual
+    internet data-transfer charges; S3 traffic bypasses the NAT (gateway endpoint).
+
+    **Switching off.** What the app holds follows from two flags, because no
+    flag can know whether a cluster was ever deployed:
+
+    - ``enabled: true``: the whole stack (file system, cluster, node role, NAT).
+    - ``enabled: false`` + ``keep_file_system: true``: the training stack stays
+      in the app with only the file system, its data repository associations,
+      subnet, security groups, S3 endpoint and the lifecycle bucket. Deploying
+      it makes CloudFormation delete the HyperPod cluster (all instances, the
+      controller too), its node role, and the NAT gateway, Elastic IP, public
+      subnet and internet gateway: the per-hour bill stops; the file system keeps
+      billing for its capacity and keeps its data.
+    - ``enabled: false`` + ``keep_file_system: false``: no training stack in
+      the app. CDK never deletes a stack that leaves the app, so this is only
+      for a cluster that was never deployed or whose stack was destroyed (the
+      file system and lifecycle bucket are retained then and must be deleted by
+      hand). A ``training_cluster`` section that switches the cluster off must
+      say which of the two it means: ``keep_file_system`` is required there.
+      Without any ``training_cluster`` section nothing is deployed.
+
+    HyperPod instance groups cannot be scaled to zero through this config (an
+    instance group takes ``count`` >= 1 here, and the controller would still
+    bill), so switching off removes the cluster instead.
     """
 
     enabled: bool = False
+    keep_file_system: bool = False
+    internet: Literal["none", "nat"] = "none"
+    nat_cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.10.144.0/28")
     availability_zone_id: str = Field(default="euw1-az1", pattern=r"^[a-z]{2,5}[0-9]-az[0-9]+$")
     fsx_availability_zone_id: str | None = None
     subnet_type: Literal["private", "public"] = "private"
@@ -353,8 +410,20 @@ class TrainingCluster(_Strict):
         default=None, pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:training-plan/.+$"
     )
 
+    @property
+    def in_app(self) -> bool:
+        """Whether the training stack is in the app: on, or off with the file system kept."""
+        return self.enabled or self.keep_file_system
+
     @model_validator(mode="after")
     def _guardrails(self) -> TrainingCluster:
+        if self.model_fields_set and not self.enabled and "keep_file_system" not in self.model_fields_set:
+            raise FieldError(
+                "keep_file_system",
+                "required while enabled is false: true keeps the training stack with only the file system "
+                "(deploy it and CloudFormation deletes the cluster, which stops its bill); false takes the "
+                "stack out of the app, which CDK never deletes (only for a stack never deployed or destroyed)",
+            )
         if self.subnet_type != "private":
             raise ValueError("subnet_type must be private: HyperPod clusters fail to create in public subnets")
         if self.fsx_availability_zone_id and self.fsx_availability_zone_id != self.availability_zone_id:
@@ -403,11 +472,23 @@ class PlatformSettings(_Strict):
     @model_validator(mode="after")
     def _cluster_subnet(self) -> PlatformSettings:
         cluster = self.training_cluster
-        if not cluster.enabled:
+        if not cluster.in_app:
             return self
-        cidr, dev = cluster.cidr, self.network.vpc_cidrs["dev"]
+        self._check_subnet("training_cluster.cidr", "the cluster subnet", cluster.cidr)
+        if cluster.enabled and cluster.internet == "nat":
+            self._check_subnet("training_cluster.nat_cidr", "the NAT gateway's public subnet", cluster.nat_cidr)
+            if cluster.nat_cidr.overlaps(cluster.cidr):
+                raise FieldError(
+                    "training_cluster.nat_cidr",
+                    f"{cluster.nat_cidr} overlaps the cluster subnet {cluster.cidr}; give the NAT gateway's "
+                    "public subnet its own range",
+                )
+        return self
+
+    def _check_subnet(self, field: str, what: str, cidr: ipaddress.IPv4Network) -> None:
+        dev = self.network.vpc_cidrs["dev"]
         if not 16 <= cidr.prefixlen <= 28:
-            raise FieldError("training_cluster.cidr", f"{cidr}: AWS subnets are /16 to /28")
+            raise FieldError(field, f"{cidr}: AWS subnets are /16 to /28")
         subnets = vpc_subnets(dev, self.network.max_azs, self.network.nat_gateways)
         if not subnets:  # Network has refused a range its subnets do not fit
             raise FieldError("network.vpc_cidrs.dev", "the dev VPC's subnets do not fit its range")
@@ -420,18 +501,17 @@ class PlatformSettings(_Strict):
             advice = f"no /{cidr.prefixlen} is left after them; use a longer prefix or a larger dev range"
         if not cidr.subnet_of(dev):
             raise FieldError(
-                "training_cluster.cidr",
-                f"{cidr} is outside the dev VPC {dev}; the cluster subnet is carved from that VPC, whose own "
+                field,
+                f"{cidr} is outside the dev VPC {dev}; {what} is carved from that VPC, whose own "
                 f"subnets take {taken}: {advice}",
             )
         for subnet in subnets:
             if cidr.overlaps(subnet.cidr):
                 raise FieldError(
-                    "training_cluster.cidr",
+                    field,
                     f"{cidr} overlaps the dev VPC's {subnet.name} subnet {subnet.cidr} (AZ {subnet.az}); "
                     f"the VPC's own subnets take {taken}: {advice}",
                 )
-        return self
 
     @model_validator(mode="after")
     def _same_region(self) -> PlatformSettings:

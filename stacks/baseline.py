@@ -52,6 +52,9 @@ class BaselineStack(Stack):
             external_readers=[arn for arn, _ in external_readers],
         )
         self.key = platform_key.key
+        cluster = platform.training_cluster
+        if role == "dev" and cluster.in_app and cluster.fsx.data_repositories:
+            platform_key.admit_fsx_s3_link(naming.artifacts_bucket(role))
         self.artifacts = ArtifactsBucket(
             self,
             "Artifacts",
@@ -60,7 +63,7 @@ class BaselineStack(Stack):
             key=self.key,
             external_readers=external_readers,
             log_sources=[(naming.lifecycle_bucket(), naming.lifecycle_access_log_prefix())]
-            if role == "dev" and platform.training_cluster.enabled
+            if role == "dev" and cluster.in_app
             else [],
         ).bucket
         self.releases: dynamodb.TableV2 | None = None

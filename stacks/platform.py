@@ -102,12 +102,18 @@ def build_platform(
                 naming=naming,
                 baseline=baseline,
             )
-        if role == "dev" and platform.training_cluster.enabled:
+        # Off with the file system kept, the stack stays so that CloudFormation deletes the cluster.
+        if role == "dev" and platform.training_cluster.in_app:
+            what = (
+                "FSx for Lustre + HyperPod Trainium cluster"
+                if platform.training_cluster.enabled
+                else ("FSx for Lustre only, HyperPod cluster switched off")
+            )
             TrainingClusterStack(
                 stage,
                 "TrainingCluster",
                 stack_name=naming.stack_name(role, "training"),
-                description=f"{platform.prefix} dev: FSx for Lustre + HyperPod Trainium cluster (stateful)",
+                description=f"{platform.prefix} dev: {what} (stateful)",
                 cluster=platform.training_cluster,
                 naming=naming,
                 baseline=baseline,

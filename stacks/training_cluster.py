@@ -28,13 +28,22 @@ LIFECYCLE_PREFIX = "lifecycle"
 class TrainingClusterStack(Stack):
     """FSx for Lustre linked to S3 and a HyperPod cluster of Trainium workers, in one AZ of the dev VPC.
 
-    Stateful (the file system is retained; termination protection on). The
-    cluster gets its own private subnet, chosen by AZ id, with an S3 gateway
-    route; every security group on the cluster admits all traffic from itself
-    (EFA needs it), the file system's group admits the Lustre ports from the
-    cluster. Lifecycle scripts are copied to a ``sagemaker-`` bucket, the only
+    Stateful (the file system and the lifecycle bucket are retained; termination
+    protection on). The cluster gets its own private subnet, chosen by AZ id, with
+    an S3 gateway route; every security group on the cluster admits all traffic
+    from itself (EFA needs it). Lustre runs both ways: the file system's group
+    admits TCP 988 and 1018-1023 from the nodes, and the nodes admit the same
+    ports from the file system (Lustre servers open connections back to their
+    clients). Lifecycle scripts are copied to a ``sagemaker-`` bucket, the only
     kind HyperPod reads them from, with provisioning parameters generated from
     config so group names, FSx DNS name and mount name always match.
+
+    With ``cluster.internet == "nat"`` the cluster subnet alone gets a default
+    route to a NAT gateway in a public subnet of the same AZ (see
+    :class:`~mlops_platform.config.TrainingCluster` for its cost). With
+    ``cluster.enabled`` false (and ``keep_file_system``) only the network pieces
+    the file system sits in, the file system and the lifecycle bucket remain:
+    no HyperPod cluster, node role, script upload or NAT gateway.
     """
 
     def __init__(
@@ -60,9 +69,9 @@ class TrainingClusterStack(Stack):
             map_public_ip_on_launch=False,
             tags=[{"key": "Name", "value": f"{naming.prefix}-training-{cluster.availability_zone_id}"}],
         )
-        route_table = ec2.CfnRouteTable(self, "ClusterRoutes", vpc_id=vpc.vpc_id)
+        self.route_table = ec2.CfnRouteTable(self, "ClusterRoutes", vpc_id=vpc.vpc_id)
         ec2.CfnSubnetRouteTableAssociation(
-            self, "ClusterRoutesAssociation", subnet_id=self.subnet.ref, route_table_id=route_table.ref
+            self, "ClusterRoutesAssociation", subnet_id=self.subnet.ref, route_table_id=self.route_table.ref
         )
         ec2.CfnVPCEndpoint(
             self,
@@ -70,7 +79,7 @@ class TrainingClusterStack(Stack):
             vpc_id=vpc.vpc_id,
             service_name=f"com.amazonaws.{self.region}.s3",
             vpc_endpoint_type="Gateway",
-            route_table_ids=[route_table.ref],
+            route_table_ids=[self.route_table.ref],
         )
 
         self.cluster_security_group = ec2.SecurityGroup(
@@ -79,24 +88,31 @@ class TrainingClusterStack(Stack):
         self.fsx_security_group = ec2.SecurityGroup(
             self, "FsxSecurityGroup", vpc=vpc, description="FSx for Lustre", allow_all_outbound=False
         )
-        nodes = self.cluster_security_group
+        nodes, storage = self.cluster_security_group, self.fsx_security_group
         # EFA requires all traffic to and from the group itself.
         nodes.add_ingress_rule(nodes, ec2.Port.all_traffic(), "EFA between nodes")
         nodes.add_egress_rule(nodes, ec2.Port.all_traffic(), "EFA between nodes")
         nodes.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "AWS endpoints over HTTPS")
+        if cluster.enabled and cluster.internet == "nat":
+            # Ubuntu's package mirrors serve over HTTP (the packages are signed); only through the NAT.
+            nodes.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(80), "Package mirrors over HTTP, via the NAT")
         acknowledge(
             nodes,
             "NIST.800.53.R5-EC2RestrictedCommonPorts",
             "The only all-traffic rule admits the group itself, which EFA requires; nothing else gets in.",
         )
         for port in LUSTRE_PORTS:
-            nodes.add_egress_rule(self.fsx_security_group, port, "Lustre client to FSx")
-            self.fsx_security_group.add_ingress_rule(nodes, port, "Lustre from the cluster")
-            self.fsx_security_group.add_ingress_rule(self.fsx_security_group, port, "Lustre between servers")
-            self.fsx_security_group.add_egress_rule(self.fsx_security_group, port, "Lustre between servers")
+            nodes.add_egress_rule(storage, port, "Lustre client to FSx")
+            nodes.add_ingress_rule(storage, port, "Lustre servers back to their clients")
+            storage.add_ingress_rule(nodes, port, "Lustre from the cluster")
+            storage.add_egress_rule(nodes, port, "Lustre servers back to their clients")
+            storage.add_ingress_rule(storage, port, "Lustre between servers")
+            storage.add_egress_rule(storage, port, "Lustre between servers")
 
         self.file_system = self._file_system(cluster, naming, key)
         lifecycle_bucket_name = naming.lifecycle_bucket()
+        # Kept while switched off too: it is retained, so dropping it would make turning on again
+        # fail on its (fixed) name.
         self.lifecycle_bucket = s3.Bucket(
             self,
             "LifecycleBucket",
@@ -121,11 +137,22 @@ class TrainingClusterStack(Stack):
             "NIST.800.53.R5-S3BucketReplicationEnabled",
             "Holds lifecycle scripts generated from this repository; the repository is the copy.",
         )
+        self.nat_gateway: ec2.CfnNatGateway | None = None
+        self.execution_role: ServiceRole | None = None
+        self.cluster: sagemaker.CfnCluster | None = None
+        if not cluster.enabled:
+            return
+        if cluster.internet == "nat":
+            self.nat_gateway = self._internet(vpc, cluster, naming)
+
         provisioning = provisioning_parameters_template(
             controller_group=cluster.controller.name,
             worker_groups=[g.name for g in cluster.workers],
             fsx_dns_name=self.file_system.attr_dns_name,
             fsx_mount_name=self.file_system.attr_lustre_mount_name,
+            internet_access=cluster.internet == "nat",
+            # The job user may write where the S3 links land (imported directories belong to root).
+            data_paths=[r.fs_path for r in cluster.fsx.data_repositories],
         )
         upload = s3_deployment.BucketDeployment(
             self,
@@ -148,13 +175,14 @@ class TrainingClusterStack(Stack):
             source_s3_uri=f"s3://{lifecycle_bucket_name}/{LIFECYCLE_PREFIX}/",
             on_create="on_create.sh",
         )
+        role_arn = self.execution_role.role.role_arn
 
         def group(spec, health_checks: list[str]) -> sagemaker.CfnCluster.ClusterInstanceGroupProperty:
             return sagemaker.CfnCluster.ClusterInstanceGroupProperty(
                 instance_group_name=spec.name,
                 instance_type=spec.instance_type,
                 instance_count=spec.count,
-                execution_role=self.execution_role.role.role_arn,
+                execution_role=role_arn,
                 life_cycle_config=lifecycle,
                 threads_per_core=spec.threads_per_core,
                 instance_storage_configs=[
@@ -183,6 +211,75 @@ class TrainingClusterStack(Stack):
         )
         self.cluster.node.add_dependency(upload)
         self.cluster.node.add_dependency(self.execution_role)
+        if self.nat_gateway is not None:
+            # Lifecycle scripts install from the internet on first boot: the route must exist by then.
+            self.cluster.node.add_dependency(self.nat_route)
+
+    def _internet(self, vpc: ec2.Vpc, cluster: TrainingCluster, naming: Naming) -> ec2.CfnNatGateway:
+        """A NAT gateway in a public /28 of the cluster's AZ and a default route to it from the cluster subnet.
+
+        Only the cluster subnet's route table gets the route; the VPC's own private
+        subnets keep none. The VPC's internet gateway is used when it has one (a VPC
+        takes only one), else one is created and attached here.
+        """
+        attachment: ec2.CfnVPCGatewayAttachment | None = None
+        gateway_id = vpc.internet_gateway_id
+        if gateway_id is None:
+            gateway = ec2.CfnInternetGateway(
+                self, "InternetGateway", tags=[{"key": "Name", "value": f"{naming.prefix}-training"}]
+            )
+            attachment = ec2.CfnVPCGatewayAttachment(
+                self, "InternetGatewayAttachment", vpc_id=vpc.vpc_id, internet_gateway_id=gateway.ref
+            )
+            gateway_id = gateway.ref
+        public = ec2.CfnSubnet(
+            self,
+            "NatSubnet",
+            vpc_id=vpc.vpc_id,
+            cidr_block=str(cluster.nat_cidr),
+            availability_zone_id=cluster.availability_zone_id,
+            map_public_ip_on_launch=False,  # only the NAT gateway lives here, with its Elastic IP
+            tags=[{"key": "Name", "value": f"{naming.prefix}-training-nat-{cluster.availability_zone_id}"}],
+        )
+        public_routes = ec2.CfnRouteTable(self, "NatRoutes", vpc_id=vpc.vpc_id)
+        ec2.CfnSubnetRouteTableAssociation(
+            self, "NatRoutesAssociation", subnet_id=public.ref, route_table_id=public_routes.ref
+        )
+        to_internet = ec2.CfnRoute(
+            self,
+            "NatSubnetToInternet",
+            route_table_id=public_routes.ref,
+            destination_cidr_block="0.0.0.0/0",
+            gateway_id=gateway_id,
+        )
+        acknowledge(
+            to_internet,
+            "NIST.800.53.R5-VPCNoUnrestrictedRouteToIGW",
+            "The route of the NAT gateway's own /28 (nothing else runs there); the cluster subnet routes to the "
+            "NAT gateway, which admits no inbound connections. Opt-in: training_cluster.internet: nat.",
+        )
+        address = ec2.CfnEIP(
+            self, "NatAddress", domain="vpc", tags=[{"key": "Name", "value": f"{naming.prefix}-training-nat"}]
+        )
+        nat = ec2.CfnNatGateway(
+            self,
+            "NatGateway",
+            subnet_id=public.ref,
+            allocation_id=address.attr_allocation_id,
+            connectivity_type="public",
+            tags=[{"key": "Name", "value": f"{naming.prefix}-training"}],
+        )
+        if attachment is not None:
+            to_internet.add_dependency(attachment)
+            nat.add_dependency(attachment)
+        self.nat_route = ec2.CfnRoute(
+            self,
+            "ClusterToNat",
+            route_table_id=self.route_table.ref,
+            destination_cidr_block="0.0.0.0/0",
+            nat_gateway_id=nat.ref,
+        )
+        return nat
 
     def _file_system(self, cluster: TrainingCluster, naming: Naming, key) -> fsx.CfnFileSystem:
         spec = cluster.fsx
@@ -207,7 +304,8 @@ class TrainingClusterStack(Stack):
             tags=[{"key": "Name", "value": f"{naming.prefix}-training"}],
         )
         file_system.apply_removal_policy(RemovalPolicy.RETAIN)
-        for i, repository in enumerate(spec.data_repositories if persistent else []):
+        # Both offered deployment types take associations on Lustre 2.15 (config refuses any that does not).
+        for i, repository in enumerate(spec.data_repositories):
             fsx.CfnDataRepositoryAssociation(
                 self,
                 f"DataRepository{i}",
@@ -286,6 +384,19 @@ class TrainingClusterStack(Stack):
                 *vpc_access_statements(
                     self.region, self.account, self.subnet.ref, self.cluster_security_group.security_group_id
                 ),
+                # The rest of what the HyperPod guide lists for clusters in your own VPC
+                # ("IAM role for SageMaker HyperPod", Amazon VPC permissions).
+                iam.PolicyStatement(
+                    sid="DetachNetworkInterfaces",
+                    actions=["ec2:DetachNetworkInterface"],
+                    resources=["*"],  # the instances are HyperPod's, in its own account
+                ),
+                iam.PolicyStatement(
+                    sid="TagNewNetworkInterfaces",
+                    actions=["ec2:CreateTags"],
+                    resources=[f"{arn}:network-interface/*"],
+                    conditions={"StringEquals": {"ec2:CreateAction": "CreateNetworkInterface"}},
+                ),
             ],
         )
         role.role.add_managed_policy(
@@ -297,7 +408,9 @@ class TrainingClusterStack(Stack):
             "The AWS-maintained policy HyperPod nodes need for the cluster agent, logs and health reporting.",
         )
         role.acknowledge(
-            "AwsSolutions-IAM5[Resource::*]", "EC2 and FSx Describe* actions have no resource-level permissions."
+            "AwsSolutions-IAM5[Resource::*]",
+            "EC2 and FSx Describe* actions have no resource-level permissions; DetachNetworkInterface acts on "
+            "instances HyperPod runs in its own account.",
         )
         role.acknowledge(
             f"AwsSolutions-IAM5[Resource::{arn}:network-interface/*]",

@@ -30,7 +30,9 @@ from mlops_platform.nag import add_rule_packs, checkov_skip
 from stacks.components.storage import PlatformKey
 
 
-def _cluster_stack(*, self_rules: bool, public: bool, bucket: str, lustre_ports: bool) -> tuple[App, Stage]:
+def _cluster_stack(
+    *, self_rules: bool, public: bool, bucket: str, lustre_ports: bool, lustre_back: bool = True
+) -> tuple[App, Stage]:
     app = App()
     stage = Stage(app, "Probe", env=Environment(account="222222222222", region="eu-west-1"))
     stack = Stack(stage, "Training")
@@ -64,6 +66,17 @@ def _cluster_stack(*, self_rules: bool, public: bool, bucket: str, lustre_ports:
         if lustre_ports
         else [{"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "cidrIp": "10.0.0.0/16"}],
     )
+    if lustre_back:  # the servers' connections back to the clients
+        for low, high in ((988, 988), (1018, 1023)):
+            ec2.CfnSecurityGroupIngress(
+                stack,
+                f"LustreBack{low}",
+                group_id=nodes.attr_group_id,
+                ip_protocol="tcp",
+                from_port=low,
+                to_port=high,
+                source_security_group_id=storage.attr_group_id,
+            )
     fsx.CfnFileSystem(
         stack,
         "Lustre",
@@ -106,10 +119,17 @@ def test_a_correct_cluster_passes(tmp_path):
         ({"public": True}, "MLOps-HyperPodPrivateSubnet"),
         ({"bucket": "my-scripts"}, "MLOps-HyperPodLifecycleBucket"),
         ({"lustre_ports": False}, "MLOps-FsxLustrePorts"),
+        ({"lustre_back": False}, "MLOps-FsxLustrePorts"),  # nodes do not admit the servers' connections
     ],
 )
 def test_each_bad_construct_fails_synth(changes, rule):
-    settings = {"self_rules": True, "public": False, "bucket": "sagemaker-lifecycle", "lustre_ports": True} | changes
+    settings = {
+        "self_rules": True,
+        "public": False,
+        "bucket": "sagemaker-lifecycle",
+        "lustre_ports": True,
+        "lustre_back": True,
+    } | changes
     app, _ = _cluster_stack(**settings)
     with pytest.raises(RuntimeError, match=rule):
         app.synth()
@@ -127,6 +147,31 @@ def test_rules_on_templates_directly():
     # groups and subnets from outside the stack cannot be verified, so they fail too
     assert rules == ["MLOps-HyperPodEfaSelfRules", "MLOps-HyperPodLifecycleBucket", "MLOps-HyperPodPrivateSubnet"]
     assert check_template({"Resources": {}}) == []
+
+
+def test_lustre_rule_checks_the_servers_side_too():
+    """A file system group that admits the clients but sends nothing back (egress locked) fails."""
+    group = {"Fn::GetAtt": ["Storage", "GroupId"]}
+    lustre_in = [
+        {"IpProtocol": "tcp", "FromPort": low, "ToPort": high, "CidrIp": "10.0.0.0/16"}
+        for low, high in ((988, 988), (1018, 1023))
+    ]
+    locked = [{"IpProtocol": "icmp", "FromPort": 252, "ToPort": 86, "CidrIp": "255.255.255.255/32"}]
+    resources = {
+        "Storage": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {"GroupDescription": "fsx", "SecurityGroupIngress": lustre_in, "SecurityGroupEgress": locked},
+        },
+        "Lustre": {
+            "Type": "AWS::FSx::FileSystem",
+            "Properties": {"FileSystemType": "LUSTRE", "SecurityGroupIds": [group]},
+        },
+    }
+    findings = check_template({"Resources": resources})
+    assert [(f.rule, f.logical_id) for f in findings] == [("MLOps-FsxLustrePorts", "Lustre")]
+    assert "egress" in findings[0].detail
+    resources["Storage"]["Properties"]["SecurityGroupEgress"] = lustre_in
+    assert check_template({"Resources": resources}) == []
 
 
 # --------------------------------------------------------------------------- keys, quotas, SageMaker

@@ -27,6 +27,17 @@ VALID = [
     pytest.param({"cidr": "10.10.32.0/20"}, id="cidr-right-after-the-vpc-subnets"),
     pytest.param({"cidr": "10.10.255.240/28"}, id="cidr-smallest-at-the-end"),
     pytest.param({"controller": {"name": "controller", "instance_type": "ml.c5.2xlarge"}}, id="cpu-controller"),
+    pytest.param({"internet": "nat"}, id="nat"),
+    pytest.param(
+        {
+            "fsx": {
+                "deployment_type": "SCRATCH_2",
+                "throughput_per_unit": None,
+                "data_repositories": [{"s3_prefix": "projects/churn/d/", "fs_path": "/d"}],
+            }
+        },
+        id="scratch-2-links-s3",  # associations work on every Lustre 2.15 type but SCRATCH_1
+    ),
 ]
 
 INVALID = [
@@ -55,6 +66,13 @@ INVALID = [
         {"workers": [{"name": "controller", "instance_type": "ml.trn1.32xlarge"}]}, ["unique"], id="duplicate-group"
     ),
     pytest.param({"node_recovery": "Manual"}, ["'Automatic' or 'None'"], id="recovery"),
+    pytest.param(
+        {"internet": "nat", "nat_cidr": "10.10.128.0/28"},
+        ["training_cluster.nat_cidr", "overlaps the cluster"],
+        id="nat-cidr-in-cluster-subnet",
+    ),
+    pytest.param({"internet": "nat", "nat_cidr": "10.10.0.0/28"}, ["nat_cidr", "Private subnet"], id="nat-cidr-vpc"),
+    pytest.param({"internet": "open"}, ["internet", "'none' or 'nat'"], id="internet-value"),
 ]
 
 
@@ -138,8 +156,32 @@ def test_rule_names_file_field_and_what_is_allowed(tmp_path, settings, network, 
 
 def test_cidr_is_not_checked_while_the_cluster_is_off(tmp_path):
     platform = example_platform()
-    platform["training_cluster"] = {"enabled": False, "cidr": "10.10.0.0/20"}
-    assert not load_config(write_config(tmp_path, platform)).platform.training_cluster.enabled
+    platform["training_cluster"] = {"enabled": False, "keep_file_system": False, "cidr": "10.10.0.0/20"}
+    assert not load_config(write_config(tmp_path, platform)).platform.training_cluster.in_app
+
+
+def test_switching_off_must_say_what_happens_to_the_file_system(tmp_path):
+    """enabled: false alone could leave a deployed cluster billing outside the app; it is refused, one line."""
+    platform = example_platform()
+    platform["training_cluster"] = {"enabled": False}
+    config_dir = write_config(tmp_path, platform)
+    with pytest.raises(ConfigError) as raised:
+        load_config(config_dir)
+    message = str(raised.value)
+    assert message.startswith(f"{config_dir / 'platform.yaml'}: training_cluster.keep_file_system: required")
+    assert "\n" not in message and "deletes the cluster" in message
+
+
+@pytest.mark.parametrize("keep,in_app", [(True, True), (False, False)])
+def test_switched_off_states(tmp_path, keep, in_app):
+    platform = example_platform()
+    platform["training_cluster"] = {"enabled": False, "keep_file_system": keep}
+    cluster = load_config(write_config(tmp_path, platform)).platform.training_cluster
+    assert (cluster.enabled, cluster.in_app) == (False, in_app)
+
+
+def test_no_section_means_no_stack(tmp_path):
+    assert not load_config(write_config(tmp_path, example_platform())).platform.training_cluster.in_app
 
 
 @pytest.mark.parametrize("settings", VALID)

@@ -120,3 +120,32 @@ install_packages() {
     amzn2023) run dnf install -y "$@" ;;
   esac
 }
+
+# dpkg_status_field PKG FIELD: FIELD (Version, Status) of PKG in dpkg's database, empty when dpkg
+# does not know it. Read from the file, not `dpkg-query`, so a sandbox root answers for itself.
+dpkg_status_field() {
+  local status
+  status="$(rooted /var/lib/dpkg/status)"
+  [[ -f "$status" ]] || return 0
+  awk -v pkg="$1" -v field="$2" '
+    /^Package: / { current = $2 }
+    current == pkg && index($0, field ": ") == 1 { print substr($0, length(field) + 3); exit }
+  ' "$status"
+}
+
+# dpkg_installed_matching REGEX: installed packages whose name matches REGEX, one a line.
+dpkg_installed_matching() {
+  local status
+  status="$(rooted /var/lib/dpkg/status)"
+  [[ -f "$status" ]] || return 0
+  awk -v re="$1" '
+    /^Package: / { name = $2 }
+    /^Status: / && $0 ~ / installed$/ && name ~ re { print name " " $2 }
+  ' "$status"
+}
+
+# internet: the cluster subnet routes to the internet (provisioning parameter internet_access,
+# config training_cluster.internet: nat). on_create.sh exports LC_INTERNET_ACCESS.
+internet() {
+  [[ "${LC_INTERNET_ACCESS:-0}" == 1 ]]
+}

@@ -6,7 +6,10 @@ parse JSON themselves. Every problem exits 1 with one line naming the file and t
 
     lifecycle_config.py node-env                 shell assignments describing this node
     lifecycle_config.py controller-addrs         the controller group's IPs, comma-separated
-    lifecycle_config.py slurm-conf SLURM_CONF    SLURM_CONF with our partition block (re)written at its end
+    lifecycle_config.py slurm-check SLURM_CONF all|PARTITION
+                                                 exit 0 when HyperPod's slurm.conf names the controller and
+                                                 defines the partition(s); 3 while it is not ready; 1 if a
+                                                 partition is missing. Reads the file, never writes it.
 
 Inputs come from the environment, set by on_create.sh:
     LC_PARAMS            path of provisioning_parameters.json
@@ -23,8 +26,8 @@ import socket
 import subprocess
 import sys
 
-BLOCK_BEGIN = "# BEGIN hyperpod_lifecycle partitions (rewritten by setup_slurm.sh; do not edit)"
-BLOCK_END = "# END hyperpod_lifecycle partitions"
+USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+DATA_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 REQUIRED_PARAMS = ("workload_manager", "controller_group", "worker_groups", "fsx_dns_name", "fsx_mountname")
 
 
@@ -66,6 +69,20 @@ def load_params():
         for key in ("instance_group_name", "partition_name"):
             if not isinstance(group, dict) or not group.get(key):
                 raise ConfigError(f"{path}: missing provisioning parameter 'worker_groups[{i}].{key}'")
+    internet = params.get("internet_access", False)
+    if not isinstance(internet, bool):
+        raise ConfigError(f"{path}: internet_access must be true or false, got {internet!r}")
+    user = params.get("job_user", "mlops")
+    if not isinstance(user, str) or not USER_NAME.match(user) or user == "root":
+        raise ConfigError(f"{path}: job_user must be a login name such as mlops, got {user!r}")
+    uid = params.get("job_uid", 2001)
+    if isinstance(uid, bool) or not isinstance(uid, int) or not 1000 <= uid <= 60000:
+        raise ConfigError(f"{path}: job_uid must be an integer from 1000 to 60000, got {uid!r}")
+    data_paths = params.get("data_paths", ["/datasets"])
+    if not isinstance(data_paths, list) or not all(
+        isinstance(d, str) and DATA_PATH.match(d) and ".." not in d.split("/") for d in data_paths
+    ):
+        raise ConfigError(f"{path}: data_paths must be a list of paths such as /datasets, got {data_paths!r}")
     return params
 
 
@@ -137,86 +154,80 @@ def node_env():
         "FSX_DNS_NAME": params["fsx_dns_name"],
         "FSX_MOUNT_NAME": params["fsx_mountname"],
         "FSX_MOUNT_POINT": params.get("fsx_mount_point") or "/fsx",
+        "INTERNET_ACCESS": "1" if params.get("internet_access", False) else "0",
+        "JOB_USER": params.get("job_user", "mlops"),
+        "JOB_UID": params.get("job_uid", 2001),
+        # Space-separated; each is a safe path (checked above), relative to the mount point.
+        "DATA_PATHS": " ".join(params.get("data_paths", ["/datasets"])),
     }
     return "".join(f"{k}={shlex.quote(str(v))}\n" for k, v in values.items())
 
 
-def expand_hostlist(expr):
-    """ip-10-1-0-[11-12,15] -> [ip-10-1-0-11, ip-10-1-0-12, ip-10-1-0-15]; one bracket is enough here."""
-    names = []
-    for part in re.findall(r"[^,\[]+(?:\[[^\]]*\])?[^,]*", expr):
-        m = re.fullmatch(r"(.*)\[([^\]]*)\](.*)", part)
-        if not m:
-            names.append(part)
+SLURM_NOT_READY = 3
+_CONTROLLER_KEYS = ("slurmctldhost", "controlmachine", "controladdr")
+
+
+def _conf_lines(conf_path, seen=None):
+    """slurm.conf's settings as (key, value) pairs, following `Include` lines one file deep each."""
+    seen = set() if seen is None else seen
+    if conf_path in seen:
+        return []
+    seen.add(conf_path)
+    with open(conf_path) as f:
+        text = f.read()
+    pairs = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
             continue
-        prefix, ranges, suffix = m.groups()
-        for r in ranges.split(","):
-            lo, _, hi = r.partition("-")
-            width = len(lo)
-            for n in range(int(lo), int(hi or lo) + 1):
-                names.append(f"{prefix}{n:0{width}d}{suffix}")
-    return names
+        head, _, rest = line.partition(" ")
+        if head.lower() == "include" and rest.strip():
+            # Paths in slurm.conf are the node's; in a sandbox they live under LIFECYCLE_ROOT.
+            target = rest.strip()
+            if not target.startswith("/"):
+                target = os.path.join(os.path.dirname(conf_path), target)
+            else:
+                target = os.environ.get("LIFECYCLE_ROOT", "") + target
+            with contextlib.suppress(FileNotFoundError):
+                pairs.extend(_conf_lines(target, seen))
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            pairs.append((key.strip().lower(), value.strip()))
+    return pairs
 
 
-def existing_definitions(conf_text):
-    """Node and partition names slurm.conf already defines outside our block (HyperPod's agent
-    writes its own from provisioning_parameters.json; defining them twice breaks slurmctld)."""
-    nodes, partitions = set(), set()
-    for line in strip_block(conf_text).splitlines():
-        line = line.split("#", 1)[0].strip()
-        m = re.match(r"(?i)NodeName=(\S+)", line)
-        if m:
-            nodes.update(expand_hostlist(m.group(1)))
-        m = re.match(r"(?i)PartitionName=(\S+)", line)
-        if m:
-            partitions.add(m.group(1))
-    return nodes, partitions
+def slurm_check(conf_path, which):
+    """Is the HyperPod agent's slurm.conf ready, and does it define our partitions?
 
-
-def strip_block(conf_text):
-    out, inside = [], False
-    for line in conf_text.splitlines(keepends=True):
-        if line.startswith(BLOCK_BEGIN):
-            inside = True
-        elif inside and line.startswith(BLOCK_END):
-            inside = False
-        elif not inside:
-            out.append(line)
-    return "".join(out)
-
-
-def slurm_conf(conf_path):
-    """slurm.conf as it should be: its own lines untouched, our block (re)written at the end."""
-    try:
-        with open(conf_path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise ConfigError(f"{conf_path}: file not found") from None
-    return strip_block(text).rstrip("\n") + "\n\n" + slurm_block(text)
-
-
-def slurm_block(conf_text):
+    Returns (exit code, message): 0 ready; SLURM_NOT_READY while the file is missing or names no
+    controller yet (the caller polls); 1 when a partition is missing (the caller fails). Never
+    writes the file: HyperPod's agent owns it.
+    """
     params = load_params()
-    _, groups = load_resource_config()
-    known_nodes, known_partitions = existing_definitions(conf_text)
-    # One partition per distinct partition_name, in the order the groups were given; the first is the default.
-    members = {}
-    for g in params["worker_groups"]:
-        members.setdefault(g["partition_name"], []).extend(group_addresses(groups, g["instance_group_name"]))
-    lines = [BLOCK_BEGIN]
-    for addrs in members.values():
-        for ip in addrs:
-            if hostname_for(ip) not in known_nodes:
-                lines.append(f"NodeName={hostname_for(ip)} NodeAddr={ip}")
-                known_nodes.add(hostname_for(ip))
-    for index, (partition, addrs) in enumerate(members.items()):
-        if partition in known_partitions:
-            continue
-        nodes = f" Nodes={','.join(hostname_for(ip) for ip in addrs)}" if addrs else ""
-        default = "YES" if index == 0 else "NO"
-        lines.append(f"PartitionName={partition}{nodes} Default={default} MaxTime=INFINITE State=UP")
-    lines.append(BLOCK_END)
-    return "\n".join(lines) + "\n"
+    controllers = controller_addrs()
+    names = set(controllers) | {hostname_for(ip) for ip in controllers}
+    try:
+        pairs = _conf_lines(conf_path)
+    except FileNotFoundError:
+        return SLURM_NOT_READY, f"{conf_path} does not exist yet"
+    named = False
+    for key, value in pairs:
+        # SlurmctldHost=ip-10-1-0-5(10.1.0.5), ControlMachine=ip-10-1-0-5, ControlAddr=10.1.0.5
+        if key in _CONTROLLER_KEYS and set(re.split(r"[\s(),]+", value)) & names:
+            named = True
+    if not named:
+        return SLURM_NOT_READY, f"{conf_path} names no controller ({', '.join(sorted(names))}) yet"
+    defined = {value.split()[0] for key, value in pairs if key == "partitionname" and value}
+    wanted = [g["partition_name"] for g in params["worker_groups"]] if which == "all" else [which]
+    missing = [p for p in dict.fromkeys(wanted) if p not in defined]
+    if missing:
+        return 1, (
+            f"{conf_path} defines no partition {', '.join(repr(p) for p in missing)} "
+            f"(it has: {', '.join(sorted(defined - {'DEFAULT'})) or 'none'}); HyperPod writes partitions from "
+            f"worker_groups[].partition_name in provisioning_parameters.json"
+        )
+    return 0, f"{conf_path} names the controller and defines partition(s) {', '.join(wanted)}"
 
 
 def controller_addrs():
@@ -234,8 +245,10 @@ def main(argv):
             out = node_env()
         elif argv == ["controller-addrs"]:
             out = ",".join(controller_addrs()) + "\n"
-        elif len(argv) == 2 and argv[0] == "slurm-conf":
-            out = slurm_conf(argv[1])
+        elif len(argv) == 3 and argv[0] == "slurm-check":
+            code, message = slurm_check(argv[1], argv[2])
+            print(message, file=sys.stderr if code else sys.stdout)
+            return code
         else:
             print(__doc__, file=sys.stderr)
             return 2

@@ -40,6 +40,9 @@ ensure_lustre_client() {
     log "Lustre client already installed"
     return
   fi
+  # HyperPod's AMIs ship the client; installing one needs the FSx package repository online.
+  internet ||
+    die "the Lustre client (mount.lustre) is missing and this subnet has no internet access to install it: use HyperPod's AMI, or set training_cluster.internet: nat"
   local family
   family="$(os_family)"
   log "installing the Lustre client ($family)"
@@ -49,6 +52,32 @@ ensure_lustre_client() {
     amzn2) run amazon-linux-extras install -y lustre ;;
     *) install_packages lustre-client ;;
   esac
+}
+
+# hold_lustre_client: an unattended upgrade of lustre-client-modules-aws pulls in a newer kernel,
+# and the node reboots into a kernel its Lustre module does not match: /fsx is gone. Hold the
+# installed client packages (apt only; other package managers have no such meta package).
+hold_lustre_client() {
+  [[ "$(os_family)" == ubuntu ]] || return 0
+  local unheld
+  unheld="$(dpkg_installed_matching '^lustre-client' | awk '$2 != "hold" { print $1 }')"
+  if [[ -z "$unheld" ]]; then
+    log "Lustre client packages already held (or none installed through apt)"
+    return
+  fi
+  # shellcheck disable=SC2086 # one package name a word
+  run apt-mark hold $unheld || die "apt-mark hold $unheld failed"
+  if is_dry_run; then
+    # Stand-in for dpkg's database, so a re-run in the sandbox sees the hold.
+    local status
+    status="$(rooted /var/lib/dpkg/status)"
+    awk -v held=" $(tr '\n' ' ' <<<"$unheld") " '
+      /^Package: / { name = $2 }
+      /^Status: install / && index(held, " " name " ") { sub(/^Status: install /, "Status: hold ") }
+      { print }
+    ' "$status" | write_if_changed "$status" || true
+  fi
+  log "held $(tr '\n' ' ' <<<"$unheld")against upgrades"
 }
 
 ensure_fstab_entry() {
@@ -92,6 +121,7 @@ verify_mount() {
 
 log "FSx for Lustre $SOURCE -> $MOUNT_POINT"
 ensure_lustre_client
+hold_lustre_client
 ensure_fstab_entry
 current="$(mounted_at)"
 if is_our_mount "$current"; then

@@ -65,6 +65,41 @@ class PlatformKey(Construct):
             )
         )
 
+    def admit_fsx_s3_link(self, bucket_name: str) -> None:
+        """Let FSx for Lustre's S3-access roles use the key on ``bucket_name`` (lazy load, export).
+
+        A file system linked to S3 reads and writes the bucket as the service-linked
+        role ``AWSServiceRoleForFSxS3Access_<file system id>``, which FSx creates with
+        the first data repository association; its id is not known here (and a key
+        policy may not name a role that does not exist yet), so the role is named by
+        an ``aws:PrincipalArn`` pattern of this account. The encryption context is the
+        bucket ARN, as the FSx for Lustre guide requires when S3 Bucket Keys are on
+        ("Working with server-side encrypted Amazon S3 buckets"), and object ARNs for
+        objects written before they were. ``bucket_name`` is a literal: a token would
+        tie this stack to the training stack in both directions.
+        """
+        stack = Stack.of(self)
+        bucket_arn = f"arn:aws:s3:::{bucket_name}"
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="FsxS3LinkOfArtifacts",
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "aws:PrincipalArn": f"arn:aws:iam::{stack.account}:role/aws-service-role/"
+                        "s3.data-source.lustre.fsx.amazonaws.com/AWSServiceRoleForFSxS3Access_fs-*"
+                    },
+                    "StringEquals": {
+                        "kms:CallerAccount": stack.account,
+                        "kms:ViaService": f"s3.{stack.region}.amazonaws.com",
+                    },
+                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, f"{bucket_arn}/*"]},
+                },
+            )
+        )
+
     def admit_service(self, sid: str, service: str) -> None:
         """Let ``service`` encrypt with the key on behalf of this account's resources (``aws:SourceAccount``).
 

@@ -4,6 +4,9 @@ The scripts are copied beside a provisioning_parameters.json (as HyperPod downlo
 and a sandbox root stands in for `/` with what HyperPod's Slurm AMI provides: resource_config.json,
 /opt/slurm, the Lustre client, the Neuron tools, an empty mount table. on_create.sh then runs with
 LIFECYCLE_ROOT=<root> and LIFECYCLE_DRY_RUN=1, so mount/apt/systemctl are recorded, not executed.
+
+HyperPod's agent writes slurm.conf while the lifecycle scripts run: ``slurm_conf`` is what is there
+when on_create.sh starts, ``slurm_conf_later=(seconds, text)`` what the "agent" writes after a delay.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,13 +30,16 @@ MOUNT_NAME = "abcdefgh"
 SOURCE = f"{DNS_NAME}@tcp:/{MOUNT_NAME}"
 
 
-def default_parameters() -> dict:
+def default_parameters(**overrides) -> dict:
     # Built with the real generator, so the shell side is tested against what the stack uploads.
     return provisioning_parameters(
-        controller_group="controller",
-        worker_groups=["trn1", "cpu"],
-        fsx_dns_name=DNS_NAME,
-        fsx_mount_name=MOUNT_NAME,
+        **{
+            "controller_group": "controller",
+            "worker_groups": ["trn1", "cpu"],
+            "fsx_dns_name": DNS_NAME,
+            "fsx_mount_name": MOUNT_NAME,
+        }
+        | overrides
     )
 
 
@@ -57,7 +65,30 @@ def default_resource_config() -> dict:
     }
 
 
-BASE_SLURM_CONF = "# written by HyperPod's agent\nClusterName=t\nSlurmctldHost=ip-10-1-0-5\n"
+# slurm.conf as HyperPod's agent first writes it (no controller yet), and when it is done.
+BARE_SLURM_CONF = "# written by HyperPod's agent\nClusterName=t\nSlurmdSpoolDir=/var/spool/slurmd\n"
+BASE_SLURM_CONF = (
+    BARE_SLURM_CONF + "SlurmctldHost=ip-10-1-0-5(10.1.0.5)\n"
+    "NodeName=ip-10-1-0-[11-12] NodeAddr=10.1.0.[11-12] CPUs=128 State=CLOUD\n"
+    "NodeName=ip-10-1-0-21 NodeAddr=10.1.0.21 CPUs=8 State=CLOUD\n"
+    "PartitionName=trn1 Nodes=ip-10-1-0-[11-12] Default=YES MaxTime=INFINITE State=UP\n"
+    "PartitionName=cpu Nodes=ip-10-1-0-21 Default=NO MaxTime=INFINITE State=UP\n"
+)
+# The AMI's slurmd unit: the reference lifecycle scripts render $SLURMD_OPTIONS into it.
+SLURMD_UNIT = (
+    "[Unit]\nDescription=Slurm node daemon\nAfter=network-online.target\n\n"
+    "[Service]\nType=simple\nExecStart=/opt/slurm/sbin/slurmd -D -s $SLURMD_OPTIONS\n"
+    "ExecReload=/bin/kill -HUP $MAINPID\n\n[Install]\nWantedBy=multi-user.target\n"
+)
+NEURON_RUNTIME = "2.23.110.0-9b5179492"
+PREINSTALLED_VENV = "/opt/aws_neuronx_venv_pytorch_2_5_nxd_training"
+
+
+def dpkg_status(packages: dict[str, str], held: tuple[str, ...] = ()) -> str:
+    return "".join(
+        f"Package: {name}\nStatus: {'hold' if name in held else 'install'} ok installed\nVersion: {version}\n\n"
+        for name, version in packages.items()
+    )
 
 
 @dataclass
@@ -79,6 +110,10 @@ class Node:
     lustre_client: bool = True
     neuron_tools: bool = True
     slurm_conf: str | None = BASE_SLURM_CONF
+    slurm_conf_later: tuple[float, str] | None = None
+    neuron_runtime: str | None = NEURON_RUNTIME
+    preinstalled_venv: str | None = PREINSTALLED_VENV
+    slurmd_unit: str | None = SLURMD_UNIT
 
     def __post_init__(self) -> None:
         self.root = self.base / "root"
@@ -98,6 +133,17 @@ class Node:
             self.executable("/opt/aws/neuron/bin/neuron-ls")
         if self.slurm_conf is not None:
             self.write("/opt/slurm/etc/slurm.conf", self.slurm_conf)
+        if self.slurmd_unit is not None:
+            self.write("/etc/systemd/system/slurmd.service", self.slurmd_unit)
+        self.write("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\nubuntu:x:1000:1000::/home/ubuntu:/bin/bash\n")
+        self.write("/etc/group", "root:x:0:\nubuntu:x:1000:\n")
+        self.write("/etc/skel/.bashrc", "# skel\n")
+        packages = {"lustre-client-modules-aws": "1.0", "lustre-client-utils": "2.15.6", "bash": "5.1"}
+        if self.neuron_runtime:
+            packages["aws-neuronx-runtime-lib"] = self.neuron_runtime
+        self.write("/var/lib/dpkg/status", dpkg_status(packages))
+        if self.preinstalled_venv:
+            self.write(f"{self.preinstalled_venv}/bin/activate", "VIRTUAL_ENV=/opt/image-venv\n")
 
     def path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
@@ -124,8 +170,23 @@ class Node:
             "LIFECYCLE_DRY_RUN": "1",
             "LIFECYCLE_RETRY_BASE_SECONDS": "0",
             "LIFECYCLE_SLURM_CONF_WAIT_SECONDS": "0",
+            "LIFECYCLE_SLURM_CONF_POLL_SECONDS": "0.1",
             "LC_NODE_IP": self.ip,
         } | extra_env
+        agent = None
+        if self.slurm_conf_later is not None:
+            delay, text = self.slurm_conf_later
+
+            def write_later() -> None:
+                time.sleep(delay)
+                # Written to a temp file and renamed, as an agent should: never a half-written file.
+                tmp = self.path("/opt/slurm/etc/.slurm.conf.agent")
+                tmp.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(text)
+                tmp.replace(self.path("/opt/slurm/etc/slurm.conf"))
+
+            agent = threading.Thread(target=write_later, daemon=True)
+            agent.start()
         proc = subprocess.run(
             ["bash", str(self.scripts / "on_create.sh")],
             cwd=self.scripts,
@@ -134,6 +195,8 @@ class Node:
             text=True,
             timeout=120,
         )
+        if agent is not None:
+            agent.join()
         after = record.read_text().splitlines() if record.exists() else []
         return Result(proc.returncode, proc.stdout + proc.stderr, after[len(before) :])
 

@@ -7,11 +7,12 @@ cannot show: that mount/apt/systemctl succeed on a real HyperPod node (see the m
 from __future__ import annotations
 
 import platform
-import re
 
 import pytest
 
 from tests.hyperpod.sandbox import (
+    BARE_SLURM_CONF,
+    BASE_SLURM_CONF,
     CONTROLLER_IP,
     CPU_IP,
     DNS_NAME,
@@ -33,70 +34,102 @@ def order_of(output: str, *markers: str) -> list[int]:
 # --- controller -----------------------------------------------------------------------------------
 
 
-def test_controller_writes_partitions_and_starts_slurmctld(tmp_path):
+def test_controller_waits_for_hyperpods_slurm_conf_and_starts_slurmctld(tmp_path):
     node = Node(tmp_path, CONTROLLER_IP)
+    node.path("/opt/slurm/etc/slurm.conf").chmod(0o640)
+    before = node.path("/opt/slurm/etc/slurm.conf").read_bytes()
     result = node.run()
     assert result.returncode == 0, result.output
 
-    conf = node.read("/opt/slurm/etc/slurm.conf")
-    assert conf.startswith("# written by HyperPod's agent\nClusterName=t\n"), "the agent's lines are kept"
-    assert "PartitionName=trn1 Nodes=ip-10-1-0-11,ip-10-1-0-12 Default=YES MaxTime=INFINITE State=UP" in conf
-    assert "PartitionName=cpu Nodes=ip-10-1-0-21 Default=NO MaxTime=INFINITE State=UP" in conf
-    assert "NodeName=ip-10-1-0-11 NodeAddr=10.1.0.11" in conf
-    assert "ip-10-1-0-5" not in conf.split("SlurmctldHost=ip-10-1-0-5")[1], "the controller is in no partition"
-
-    assert "systemctl enable slurmctld" in result.commands
-    assert "systemctl restart slurmctld" in result.commands
+    assert node.path("/opt/slurm/etc/slurm.conf").read_bytes() == before, "HyperPod's agent owns slurm.conf"
+    assert node.path("/opt/slurm/etc/slurm.conf").stat().st_mode & 0o777 == 0o640
+    assert "defines partition(s) trn1, cpu" in result.output
+    assert "systemctl enable --now slurmctld" in result.commands
     assert "systemctl disable --now slurmd" in result.commands
-    assert not any("enable slurmd" in c for c in result.commands)
+    assert not any("enable slurmd" in c or "restart" in c for c in result.commands)
     # The controller mounts FSx too (home of job scripts and data), but never sets up Neuron.
     assert MOUNT_CMD in result.commands
     assert "setup_neuron" not in result.output
     assert "role=controller" in result.output
 
 
-def test_every_step_is_logged_to_the_provision_log(tmp_path):
+def test_every_step_is_logged_to_the_provisioning_log(tmp_path):
     node = Node(tmp_path, TRN_IPS[0])
     result = node.run()
     assert result.returncode == 0, result.output
-    log = node.read("/var/log/provision/provision.log")
-    starts = order_of(log, "START mount_fsx", "DONE mount_fsx", "START setup_neuron", "DONE setup_neuron")
+    log = node.read("/var/log/provision/provisioning.log")
+    starts = order_of(
+        log, "START mount_fsx", "DONE mount_fsx", "START setup_user", "DONE setup_user", "START setup_neuron"
+    )
     assert starts == sorted(starts)
     assert log.index("DONE setup_neuron") < log.index("START setup_slurm") < log.index("DONE setup_slurm")
     assert log.rstrip().endswith("provisioning finished: worker in group trn1")
     assert log == result.output, "stdout (CloudWatch) and the log file say the same"
 
 
-def test_partitions_hyperpod_already_defined_are_not_duplicated(tmp_path):
-    # HyperPod's agent may already have written nodes and partitions from provisioning_parameters.json.
-    agent_conf = (
-        "ClusterName=t\nNodeName=ip-10-1-0-[11-12] NodeAddr=10.1.0.[11-12]\n"
-        "PartitionName=trn1 Nodes=ip-10-1-0-[11-12] Default=YES\n"
-    )
-    node = Node(tmp_path, CONTROLLER_IP, slurm_conf=agent_conf)
-    assert node.run().returncode == 0
-    conf = node.read("/opt/slurm/etc/slurm.conf")
-    assert conf.count("PartitionName=trn1") == 1
-    assert "NodeName=ip-10-1-0-11 " not in conf
-    assert "NodeName=ip-10-1-0-21 NodeAddr=10.1.0.21" in conf
-    assert "PartitionName=cpu Nodes=ip-10-1-0-21 Default=NO" in conf
+@pytest.mark.parametrize("ip", [CONTROLLER_IP, TRN_IPS[0]], ids=["controller", "worker"])
+def test_scripts_wait_for_the_agent_to_name_the_controller_and_leave_slurm_conf_alone(tmp_path, ip):
+    # The agent writes slurm.conf in stages: first without the controller, the full file later.
+    node = Node(tmp_path, ip, slurm_conf=BARE_SLURM_CONF, slurm_conf_later=(1.0, BASE_SLURM_CONF))
+    result = node.run(LIFECYCLE_SLURM_CONF_WAIT_SECONDS="30")
+    assert result.returncode == 0, result.output
+    assert "waiting for HyperPod's agent" in result.output
+    assert node.read("/opt/slurm/etc/slurm.conf") == BASE_SLURM_CONF, "byte-identical to what the agent wrote"
+    start = "systemctl enable --now slurmctld" if ip == CONTROLLER_IP else "systemctl restart slurmd"
+    assert start in result.commands
 
 
-def test_slurm_conf_keeps_its_mode_when_rewritten(tmp_path):
-    node = Node(tmp_path, CONTROLLER_IP)
-    node.path("/opt/slurm/etc/slurm.conf").chmod(0o640)
-    assert node.run().returncode == 0
-    assert "PartitionName=trn1" in node.read("/opt/slurm/etc/slurm.conf")
-    assert node.path("/opt/slurm/etc/slurm.conf").stat().st_mode & 0o777 == 0o640
+def test_slurm_conf_that_never_names_the_controller_fails(tmp_path):
+    node = Node(tmp_path, CONTROLLER_IP, slurm_conf=BARE_SLURM_CONF)
+    result = node.run(LIFECYCLE_SLURM_CONF_WAIT_SECONDS="1")
+    assert result.returncode != 0
+    assert "slurm.conf did not name the controller within 1s" in result.output
+    assert "FAILED step 'setup_slurm'" in result.output
+    assert not any("slurmctld" in c for c in result.commands)
+    assert node.read("/opt/slurm/etc/slurm.conf") == BARE_SLURM_CONF
 
 
 def test_controller_fails_when_slurm_conf_never_appears(tmp_path):
     node = Node(tmp_path, CONTROLLER_IP, slurm_conf=None)
     result = node.run()
     assert result.returncode != 0
-    assert "slurm.conf did not appear" in result.output
-    assert "FAILED step 'setup_slurm'" in result.output
+    assert "slurm.conf did not name the controller within 0s" in result.output
+    assert "does not exist yet" in result.output
     assert not any("slurmctld" in c for c in result.commands)
+    assert not node.path("/opt/slurm/etc/slurm.conf").exists(), "never written by the scripts"
+
+
+@pytest.mark.parametrize("ip", [CONTROLLER_IP, TRN_IPS[0]], ids=["controller", "worker"])
+def test_a_missing_partition_fails_loudly_in_one_line(tmp_path, ip):
+    conf = BASE_SLURM_CONF.replace("PartitionName=trn1 ", "PartitionName=other ")
+    node = Node(tmp_path, ip, slurm_conf=conf)
+    result = node.run()
+    assert result.returncode != 0
+    lines = [line for line in result.output.splitlines() if "defines no partition 'trn1'" in line]
+    assert len(lines) == 1, result.output
+    assert "worker_groups[].partition_name" in lines[0]
+    assert "FAILED step 'setup_slurm'" in result.output
+    assert not any(
+        "slurmctld" in c or "enable slurmd" in c or "--now slurmd" in c for c in result.commands if "disable" not in c
+    )
+    assert node.read("/opt/slurm/etc/slurm.conf") == conf
+    assert not any("NodeName" in c for c in result.commands)
+
+
+def test_partitions_in_an_included_file_count(tmp_path):
+    main, _, rest = BASE_SLURM_CONF.partition("PartitionName=")
+    node = Node(tmp_path, CONTROLLER_IP, slurm_conf=main + "include /opt/slurm/etc/partitions.conf\n")
+    node.write("/opt/slurm/etc/partitions.conf", "PartitionName=" + rest)
+    result = node.run()
+    assert result.returncode == 0, result.output
+
+
+def test_every_node_rotates_the_slurm_logs(tmp_path):
+    for ip in (CONTROLLER_IP, TRN_IPS[0]):
+        node = Node(tmp_path / ip, ip)
+        assert node.run().returncode == 0
+        rule = node.read("/etc/logrotate.d/hyperpod-lifecycle-slurm")
+        assert "/var/log/slurm/*.log {" in rule and "copytruncate" in rule and "rotate 5" in rule
 
 
 def test_no_slurm_on_the_image_fails_instead_of_installing_it(tmp_path):
@@ -123,26 +156,33 @@ def test_trainium_worker_mounts_fsx_sets_up_neuron_and_starts_slurmd(tmp_path):
     fstab = node.read("/etc/fstab")
     assert fstab.splitlines() == ["LABEL=cloudimg-rootfs / ext4 defaults 0 1", FSTAB_LINE]
     assert node.path("/fsx").is_dir()
+    # A Lustre client upgrade must not drag in a kernel the module does not match.
+    assert "apt-mark hold lustre-client-modules-aws lustre-client-utils" in result.commands
+    assert "Status: hold ok installed" in node.read("/var/lib/dpkg/status")
 
-    # Neuron and EFA environment for every login shell; the collectives root comes from the job.
+    # Login shells get the Neuron tools on PATH; jobs get the rest from the env's activate hook.
     profile = node.read("/etc/profile.d/neuron.sh")
     assert 'export PATH="/opt/aws/neuron/bin:$PATH"' in profile
-    assert "export FI_PROVIDER=efa" in profile
-    assert "export FI_EFA_USE_DEVICE_RDMA=1" in profile
-    assert "SLURM_JOB_NODELIST" in profile
-    assert not re.search(r"NEURON_RT_ROOT_COMM_ID=['\"]?[\w.-]+:\d+", profile), "no hard-coded host"
-
-    # One shared venv on FSx, built once.
-    assert "python3 -m venv --system-site-packages /fsx/envs/neuron" in result.commands
     assert node.path("/fsx/envs/neuron/.hyperpod_lifecycle_complete").is_file()
+    assert "chown -R 2001:2001 /fsx/envs/neuron" in result.commands
 
-    # slurmd points at the controller (configless) and starts after everything else.
-    dropin = node.read("/etc/systemd/system/slurmd.service.d/50-hyperpod-lifecycle.conf")
-    assert f'Environment="SLURMD_OPTIONS=--conf-server {CONTROLLER_IP}"' in dropin
+    # slurmd points at the controller (configless), in the unit as the AMI writes it, and starts last.
+    unit = node.read("/etc/systemd/system/slurmd.service")
+    assert f"ExecStart=/opt/slurm/sbin/slurmd -D -s --conf-server {CONTROLLER_IP}\n" in unit
+    assert "$SLURMD_OPTIONS" not in unit
+    assert not node.path("/etc/systemd/system/slurmd.service.d").exists()
     assert result.commands[-3:] == ["systemctl daemon-reload", "systemctl enable slurmd", "systemctl restart slurmd"]
     assert result.commands.index(MOUNT_CMD) < result.commands.index("systemctl restart slurmd")
     assert not any("slurmctld" in c for c in result.commands)
-    assert not any("apt-get" in c for c in result.commands), "the AMI already has Lustre and Neuron"
+    assert not any("apt-get" in c or "pip" in c for c in result.commands), "offline: nothing is downloaded"
+
+
+def test_a_slurmd_unit_without_slurmd_options_fails_loudly(tmp_path):
+    node = Node(tmp_path, TRN_IPS[0], slurmd_unit="[Service]\nExecStart=/opt/slurm/sbin/slurmd -D\n")
+    result = node.run()
+    assert result.returncode != 0
+    assert "has no $SLURMD_OPTIONS to fill in" in result.output
+    assert not any("slurmd" in c for c in result.commands if c.startswith("systemctl"))
 
 
 def test_fsx_shell_sees_shell_safe_values(tmp_path):
@@ -165,30 +205,29 @@ def test_non_trainium_worker_skips_neuron(tmp_path):
 
 
 def test_a_half_built_shared_venv_is_rebuilt(tmp_path):
-    node = Node(tmp_path, TRN_IPS[0])
+    node = Node(tmp_path, TRN_IPS[0], params=default_parameters(internet_access=True))
     node.write("/fsx/envs/neuron/bin/python", "left by a node that died mid-build")
     result = node.run()
     assert result.returncode == 0, result.output
     assert not node.path("/fsx/envs/neuron/bin/python").exists()
-    assert "python3 -m venv --system-site-packages /fsx/envs/neuron" in result.commands
+    assert "python3 -m venv /fsx/envs/neuron" in result.commands
 
 
 def test_an_existing_shared_venv_is_reused(tmp_path):
-    node = Node(tmp_path, TRN_IPS[0])
+    node = Node(tmp_path, TRN_IPS[0], params=default_parameters(internet_access=True))
     node.write("/fsx/envs/neuron/.hyperpod_lifecycle_complete", "")
     result = node.run()
     assert result.returncode == 0, result.output
-    assert not any("venv" in c for c in result.commands)
+    assert not any("venv" in c or "pip" in c for c in result.commands)
+    assert "shared env /fsx/envs/neuron already exists" in result.output
 
 
-def test_missing_neuron_tools_are_installed(tmp_path):
-    node = Node(tmp_path, TRN_IPS[0], neuron_tools=False)
+def test_missing_neuron_tools_fail_instead_of_installing(tmp_path):
+    node = Node(tmp_path, TRN_IPS[0], neuron_tools=False, params=default_parameters(internet_access=True))
     result = node.run()
-    assert result.returncode == 0, result.output
-    assert any(
-        c.endswith("apt-get install -y -q aws-neuronx-runtime-lib aws-neuronx-collectives aws-neuronx-tools")
-        for c in result.commands
-    )
+    assert result.returncode != 0
+    assert "this image is not HyperPod's Trainium (Neuron) AMI" in result.output
+    assert not any("apt-get" in c or "yum" in c for c in result.commands)
 
 
 # --- FSx mount ------------------------------------------------------------------------------------
@@ -206,13 +245,22 @@ def test_missing_neuron_tools_are_installed(tmp_path):
     ],
     ids=["ubuntu", "amazon-linux-2", "amazon-linux-2023"],
 )
-def test_lustre_client_is_installed_when_missing(tmp_path, os_release, install):
-    node = Node(tmp_path, TRN_IPS[0], os_release=os_release, lustre_client=False)
+def test_lustre_client_is_installed_when_missing_and_online(tmp_path, os_release, install):
+    params = default_parameters(internet_access=True)
+    node = Node(tmp_path, TRN_IPS[0], os_release=os_release, lustre_client=False, params=params)
     result = node.run()
     assert result.returncode == 0, result.output
-    installs = [c for c in result.commands if "lustre" in c and "mount" not in c]
+    installs = [c for c in result.commands if "lustre" in c and "mount" not in c and "apt-mark" not in c]
     assert installs and installs[-1].endswith(install)
     assert result.commands.index(installs[-1]) < result.commands.index(MOUNT_CMD)
+
+
+def test_a_missing_lustre_client_offline_fails_loudly(tmp_path):
+    node = Node(tmp_path, TRN_IPS[0], lustre_client=False)
+    result = node.run()
+    assert result.returncode != 0
+    assert "no internet access to install it" in result.output and "training_cluster.internet: nat" in result.output
+    assert not any("apt-get" in c or "yum" in c or "dnf" in c for c in result.commands)
 
 
 def test_mount_is_retried_with_backoff_while_fsx_comes_up(tmp_path):
@@ -231,7 +279,7 @@ def test_mount_that_never_succeeds_fails_the_node(tmp_path):
     assert f"could not mount {SOURCE} at /fsx after 3 attempts" in result.output
     assert "FAILED step 'mount_fsx'" in result.output
     assert not any("systemctl" in c or "venv" in c for c in result.commands), "later steps did not run"
-    assert "provisioning finished" not in node.read("/var/log/provision/provision.log")
+    assert "provisioning finished" not in node.read("/var/log/provision/provisioning.log")
 
 
 def test_a_mount_the_kernel_lists_by_server_ip_counts_as_ours(tmp_path):
@@ -264,20 +312,21 @@ def test_a_stale_fstab_entry_for_the_mount_point_is_replaced(tmp_path):
 
 
 @pytest.mark.parametrize("ip", [CONTROLLER_IP, TRN_IPS[0], CPU_IP], ids=["controller", "trn1", "cpu"])
-def test_a_second_run_changes_nothing(tmp_path, ip):
-    node = Node(tmp_path, ip)
+@pytest.mark.parametrize("online", [False, True], ids=["offline", "online"])
+def test_a_second_run_changes_nothing(tmp_path, ip, online):
+    node = Node(tmp_path, ip, params=default_parameters(internet_access=online))
     first = node.run()
     assert first.returncode == 0, first.output
     before = node.snapshot()
     second = node.run()
     assert second.returncode == 0, second.output
     assert node.snapshot() == before, "files, modes and mtimes are untouched"
-    changing = ("mount ", "apt-get", "yum", "dnf", "venv", "restart", "daemon-reload")
+    changing = ("mount ", "apt-get", "apt-mark", "yum", "dnf", "venv", "pip", "restart", "daemon-reload", "add")
     assert not [c for c in second.commands if any(w in c for w in changing)]
-    # What is left is idempotent by nature: enable/start of an already running service.
-    assert all(
-        c.startswith(("systemctl enable", "systemctl start", "systemctl disable", "lfs df")) for c in second.commands
-    )
+    # What is left is idempotent by nature: enable/start of an already running service, setting an
+    # owner or ACL entry that is already there.
+    idempotent = ("systemctl enable", "systemctl start", "systemctl disable", "lfs df", "chown 2001:2001 ", "setfacl")
+    assert all(c.startswith(idempotent) for c in second.commands), second.commands
 
 
 # --- bad input fails loudly, before touching anything ---------------------------------------------
@@ -295,7 +344,7 @@ def test_a_missing_provisioning_parameter_fails_naming_it(tmp_path, key):
     assert f"missing provisioning parameter '{key}'" in result.output
     assert "step 'read config' failed" in result.output
     assert result.commands == []
-    assert f"missing provisioning parameter '{key}'" in node.read("/var/log/provision/provision.log")
+    assert f"missing provisioning parameter '{key}'" in node.read("/var/log/provision/provisioning.log")
 
 
 def test_a_worker_group_without_partition_fails_naming_it(tmp_path):

@@ -21,14 +21,36 @@ GOOD = {"controller_group": "controller", "worker_groups": ["trn1"], "fsx_dns_na
 
 def test_document_has_the_keys_the_scripts_and_hyperpod_samples_use():
     assert provisioning_parameters(**GOOD) == {
-        "version": "1.0.0",
+        "version": "1.1.0",
         "workload_manager": "slurm",
         "controller_group": "controller",
         "worker_groups": [{"instance_group_name": "trn1", "partition_name": "trn1"}],
         "fsx_dns_name": DNS,
         "fsx_mountname": "abcdefgh",
         "fsx_mount_point": "/fsx",
+        "internet_access": False,
+        "job_user": "mlops",
+        "job_uid": 2001,
+        "data_paths": ["/datasets"],
     }
+
+
+def test_internet_job_user_and_data_paths_are_written_into_the_document():
+    doc = provisioning_parameters(
+        **GOOD, internet_access=True, job_user="trainer", job_uid=3000, data_paths=["/datasets/", "/ckpt"]
+    )
+    assert (doc["internet_access"], doc["job_user"], doc["job_uid"]) == (True, "trainer", 3000)
+    assert doc["data_paths"] == ["/datasets", "/ckpt"]
+    template = provisioning_parameters_template(
+        controller_group="controller",
+        worker_groups=["trn1"],
+        fsx_dns_name=FakeToken(),
+        fsx_mount_name=FakeToken(),
+        internet_access=True,
+        job_user="trainer",
+        job_uid=3000,
+    )
+    assert (template["internet_access"], template["job_user"], template["job_uid"]) == (True, "trainer", 3000)
 
 
 def test_partitions_default_to_the_group_name_and_keep_group_order():
@@ -83,6 +105,24 @@ def test_accepts_mount_names(name):
         ({"mount_point": "/"}, "mount_point must be an absolute path"),
         ({"mount_point": "fsx"}, "mount_point must be an absolute path"),
         ({"mount_point": "/fsx data"}, "mount_point"),
+        ({"internet_access": "nat"}, "internet_access must be True or False"),
+        ({"internet_access": 1}, "internet_access must be True or False"),
+        ({"job_user": ""}, "job_user must be a login name"),
+        ({"job_user": "Ml Ops"}, "job_user must be a login name"),
+        ({"job_user": "x" * 33}, "job_user must be a login name"),
+        ({"job_user": "root"}, "job_user must not be a user the image already has"),
+        ({"job_user": "ubuntu"}, "job_user must not be a user the image already has"),
+        ({"job_uid": "2001"}, "job_uid must be an integer from 1000 to 60000"),
+        ({"job_uid": True}, "job_uid must be an integer"),
+        ({"job_uid": 0}, "job_uid must be an integer"),
+        ({"job_uid": 999}, "job_uid must be an integer"),
+        ({"job_uid": 65534}, "job_uid must be an integer"),
+        ({"data_paths": "/datasets"}, "data_paths must be a list"),
+        ({"data_paths": ["datasets"]}, r"data_paths\[0\] must be a path inside the mount"),
+        ({"data_paths": ["/"]}, r"data_paths\[0\] must be a path"),
+        ({"data_paths": ["/a/../etc"]}, r"data_paths\[0\] must not contain"),
+        ({"data_paths": ["/home/x"]}, r"data_paths\[0\] must not be under /home"),
+        ({"data_paths": ["/d", "/d/"]}, "data_paths has duplicates"),
     ],
 )
 def test_rejects_bad_input_with_a_message_naming_the_argument(change, message):
@@ -110,6 +150,8 @@ def test_template_passes_fsx_values_through_untouched():
         ({"controller_group": ""}, "controller_group"),
         ({"worker_groups": ["controller"]}, "also in worker_groups"),
         ({"worker_groups": []}, "at least one"),
+        ({"job_uid": 12}, "job_uid"),
+        ({"internet_access": "none"}, "internet_access"),
     ],
 )
 def test_template_still_validates_group_names(change, message):
@@ -136,4 +178,5 @@ def test_scripts_dir_holds_the_entry_point_and_no_parameters_file():
         "on_create.sh",
         "setup_neuron.sh",
         "setup_slurm.sh",
+        "setup_user.sh",
     ]
