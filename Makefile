@@ -25,7 +25,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 # Synth imports the large aws_cdk modules in every run: they must be compiled once, not each time.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help setup synth test lint bench deploy-release clean
+.PHONY: help setup synth test lint bench deploy deploy-oidc deploy-release upload-source clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -80,14 +80,32 @@ lint: synth $(CHECKOV_VENV)/.installed  ## synth, then ruff, mypy, cfn-lint, che
 bench: setup  ## time synth (example config and 10 projects) and the test suite
 	@$(PY) scripts/bench.py
 
+.PHONY: bootstrap
+bootstrap: setup  ## print (or with EXECUTE=1 run) the cdk bootstrap command per account, with this platform's execution policy
+	@$(PY) scripts/bootstrap.py $(if $(EXECUTE),--execute)
+
+.PHONY: preflight
+# ARGS: e.g. --profile governance=<p> --profile dev=<p> ... (or one --profile); only read/describe/list calls.
+preflight: setup  ## read-only checks per account before a deploy (credentials needed): bootstrap, quotas, Model Monitor, Identity Center, GitHub OIDC
+	@$(PY) scripts/preflight.py $(ARGS)
+
 # Deploy input is data, never code: make never expands PROJECT, STAGE or MODEL_PACKAGE_ARN (a `$` in a
 # value would let make run $(shell ...) when it exports or expands it), no recipe line names them, and the
 # script reads them from its environment and validates them before any step runs.
-ifneq ($(findstring $$,$(value PROJECT)$(value STAGE)$(value MODEL_PACKAGE_ARN)),)
-$(error deploy-release: refused: PROJECT, STAGE and MODEL_PACKAGE_ARN must not contain '$$')
+ifneq ($(findstring $$,$(value PROJECT)$(value STAGE)$(value MODEL_PACKAGE_ARN)$(value PROFILE)$(value STAGE_PROFILE)),)
+$(error deploy-release: refused: PROJECT, STAGE, MODEL_PACKAGE_ARN and the profiles must not contain '$$')
 endif
 
-deploy-release:  ## PROJECT=<p> STAGE=<staging|prod>: export its release, cdk deploy its serving stack, verify
+deploy: synth  ## ROLE=<governance|dev|staging|prod> [PROFILE=<p>]: deploy that role's platform stacks (never serving)
+	@$(PY) scripts/deploy_platform.py
+
+deploy-oidc: synth  ## ROLE=<role> PROFILE=<admin>: once per account, the GitHub OIDC provider and CI deploy roles
+	@$(PY) scripts/deploy_platform.py --oidc
+
+upload-source: setup  ## [PROFILE=<governance>]: upload HEAD's committed source for the release pipeline (CI does it)
+	@$(PY) scripts/upload_source.py $(if $(PROFILE),--profile "$$PROFILE")
+
+deploy-release:  ## PROJECT=<p> STAGE=<staging|prod> [PROFILE=<governance> STAGE_PROFILE=<stage admin>]: export, deploy, verify
 	@$(PYTHON) scripts/deploy_release.py --from-env --check-only
 	@$(MAKE) --no-print-directory setup
 	@$(PY) scripts/deploy_release.py --from-env

@@ -84,9 +84,7 @@ def create_app(config, *, outdir: str, context: dict | None, releases=None):
     from stacks.platform import build_platform
 
     app = App(context=context, outdir=outdir)
-    build_platform(
-        app, config, definition_cache=ROOT / ".cache" / "pipeline-definitions", releases=releases or {}, source=ROOT
-    )
+    build_platform(app, config, definition_cache=ROOT / ".cache" / "pipeline-definitions", releases=releases or {})
     return app
 
 

@@ -50,6 +50,14 @@ UserName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
 InstanceType = Annotated[str, StringConstraints(pattern=r"^ml\.[a-z0-9]+(-[a-z0-9]+)*\.[a-z0-9]+$")]
 FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9]([-_]*[a-zA-Z0-9]){0,63}$")]
 
+# GitHub's own rules: an owner is 1-39 letters, digits and single inner hyphens; a repository
+# name is 1-100 letters, digits, '.', '-' or '_'. Neither admits an IAM wildcard ('*', '?').
+GitHubRepository = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*/[A-Za-z0-9._-]+$", max_length=140)
+]
+GitBranch = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", max_length=255)]
+GitHubEnvironment = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]+$", max_length=255)]
+
 _SCHEDULE_PATTERN = r"^(rate|cron)\(.+\)$"
 _S3_URI_PATTERN = r"^s3://[a-z0-9.\-]{3,63}(/.*)?$"
 
@@ -72,6 +80,9 @@ _HINT_BY_PATTERN = {
     _pattern(FeatureName): "letters, digits, '-' or '_', up to 64 characters, starting with a letter or digit",
     _SCHEDULE_PATTERN: "an EventBridge schedule such as 'rate(7 days)' or 'cron(0 3 ? * MON *)'",
     _S3_URI_PATTERN: "an S3 URI such as 's3://bucket/prefix/'",
+    _pattern(GitHubRepository): "a GitHub repository as 'owner/name', such as 'example-org/mlops-platform'",
+    _pattern(GitBranch): "a branch name of letters, digits, '.', '-', '_' and '/', such as 'main'",
+    _pattern(GitHubEnvironment): "a GitHub environment name of letters, digits, '.', '-' or '_', such as 'production'",
 }
 
 
@@ -457,6 +468,36 @@ class ApprovalWorkflow(_Strict):
     reserved_concurrency: int | None = Field(default=None, ge=1, le=1000)
 
 
+class GitHub(_Strict):
+    """The one GitHub repository whose Actions deploy the platform (``stacks/github_oidc.py``).
+
+    Defaults: branch ``main`` deploys governance, dev and staging; prod only from
+    jobs of the GitHub environment ``production`` (give it required reviewers).
+    Spell ``repository`` as GitHub does: IAM compares the token's subject case-sensitively.
+    """
+
+    repository: GitHubRepository
+    branch: GitBranch = "main"
+    prod_environment: GitHubEnvironment = "production"
+
+    @field_validator("repository")
+    @classmethod
+    def _lengths(cls, repository: str) -> str:
+        owner, name = repository.split("/")
+        if len(owner) > 39:
+            raise ValueError(f"{repository!r}: a GitHub owner has at most 39 characters")
+        if len(name) > 100 or name in (".", ".."):
+            raise ValueError(f"{repository!r}: a GitHub repository name is 1-100 characters and not '.' or '..'")
+        return repository
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, branch: str) -> str:
+        if ".." in branch or branch.endswith((".lock", ".")) or any(p.startswith(".") for p in branch.split("/")):
+            raise ValueError(f"{branch!r} is not a valid git branch name")
+        return branch
+
+
 class PlatformSettings(_Strict):
     """Contents of ``config/platform.yaml``."""
 
@@ -467,6 +508,7 @@ class PlatformSettings(_Strict):
     nag: Nag = Nag()
     training_cluster: TrainingCluster = TrainingCluster()
     approval_workflow: ApprovalWorkflow = ApprovalWorkflow()
+    github: GitHub | None = None
     tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -127,6 +127,34 @@ class Naming:
         """CloudTrail trail of the governance account (the approval guard's source of who approved)."""
         return f"{self.prefix}-api-calls"
 
+    def github_deploy_role(self, role: str) -> str:
+        """The role CI assumes through GitHub OIDC to deploy one account role's stacks."""
+        return f"{self.prefix}-{role}-github-deploy"
+
+    def github_deploy_role_arn(self, role: str) -> str:
+        return f"arn:aws:iam::{self.account(role)}:role/{self.github_deploy_role(role)}"
+
+    def cfn_execution_policy(self) -> str:
+        """The managed policy CloudFormation deploys this platform with (``cdk bootstrap`` execution policy)."""
+        return f"{self.prefix}-cfn-execution"
+
+    def platform_source_bucket(self) -> str:
+        """Where the deployed commit's source bundle lies: governance's CDK assets bucket (versioned).
+
+        CI writes it through the file-publishing bootstrap role, so its deploy
+        role needs nothing but the bootstrap roles.
+        """
+        return f"cdk-hnb659fds-assets-{self.account('governance')}-{self.region('governance')}"
+
+    def platform_source_key(self) -> str:
+        """Key of the deployed commit's source bundle, which release deploys run from."""
+        return f"{self.prefix}/platform-source/source.zip"
+
+    def file_publishing_role_arn(self, role: str) -> str:
+        """CDK's file-publishing bootstrap role of an account (it writes the CDK assets bucket)."""
+        account, region = self.account(role), self.region(role)
+        return f"arn:aws:iam::{account}:role/cdk-hnb659fds-file-publishing-role-{account}-{region}"
+
     def approver_role_arn(self, project: str) -> str:
         """Governance role a project's approvers assume, with their name as STS source identity."""
         return self.role_arn(project, "governance", "approver")

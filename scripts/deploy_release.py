@@ -72,21 +72,39 @@ def stack_selector(stage: str, project: str) -> str:
 
 
 def commands(
-    project: str, stage: str, *, config_dir: Path, releases_dir: Path, expect_arn: str | None
+    project: str,
+    stage: str,
+    *,
+    config_dir: Path,
+    releases_dir: Path,
+    expect_arn: str | None,
+    profile: str | None = None,
+    stage_profile: str | None = None,
 ) -> list[list[str]]:
+    """The five steps as argument lists.
+
+    ``profile``: the governance credentials for export and deploy (default: the
+    environment's, as in the deploy pipeline). The stage steps assume the
+    stage's verify role from them, or, with ``stage_profile`` (a person with
+    the stage account's credentials, deploying by hand), use that profile.
+    """
     from mlops_platform.config import load_config
     from mlops_platform.naming import Naming
 
     naming = Naming(load_config(config_dir).platform)
     mlops = [str(ROOT / ".venv" / "bin" / "mlops"), "--config-dir", str(config_dir)]
+    governance = [*mlops, *(["--profile", profile] if profile else [])]
     manifest = str(releases_dir / project / f"{stage}.json")
     # Local to this build: never under releases/, whose */*.json synth reads as manifests.
     state = str(ROOT / ".cache" / "scaling" / f"{project}-{stage}.json")
-    in_stage = [*mlops, "--role-arn", naming.verify_role_arn(project, stage)]
+    if stage_profile:
+        in_stage = [*mlops, "--profile", stage_profile]
+    else:
+        in_stage = [*governance, "--role-arn", naming.verify_role_arn(project, stage)]
     scaling = ["--stage", stage, "--state", state, "--wait-minutes", str(SCALING_WAIT_MINUTES)]
     detach = [*in_stage, "scaling", "detach", project, *scaling, "--manifest", manifest]
     reattach = [*in_stage, "scaling", "reattach", project, *scaling]
-    export = [*mlops, "releases", "export", "--project", project, "--stage", stage, "--out", str(releases_dir)]
+    export = [*governance, "releases", "export", "--project", project, "--stage", stage, "--out", str(releases_dir)]
     if expect_arn and expect_arn != "none":  # "none": the stage is left without a model
         export += ["--expect-arn", expect_arn]
     deploy = [
@@ -98,6 +116,7 @@ def commands(
         "never",
         "--progress",
         "events",
+        *(["--profile", profile] if profile else []),
     ]
     verify = [
         *in_stage,
@@ -176,6 +195,18 @@ def input_from_env(env: Mapping[str, str]) -> tuple[str, str, str | None]:
     return env.get("PROJECT", ""), env.get("STAGE", ""), env.get("MODEL_PACKAGE_ARN") or None
 
 
+PROFILE_PATTERN = re.compile(r"[A-Za-z0-9_.@+-]{1,128}")
+
+
+def validate_profile(name: str, value: str | None) -> str | None:
+    """An AWS profile name or None; InputError for anything a shell or the CLI could misread."""
+    if value in (None, ""):
+        return None
+    if not PROFILE_PATTERN.fullmatch(value):
+        raise InputError(f"{name} {_printable(value)} is not an AWS profile name (letters, digits, _ . @ + -)")
+    return value
+
+
 # --------------------------------------------------------------------------- who started the execution
 
 
@@ -242,11 +273,19 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
     parser.add_argument("--check-only", action="store_true", help="validate the input, run nothing")
     parser.add_argument("--config-dir", type=Path, default=Path(env.get("MLOPS_CONFIG_DIR", ROOT / "config")))
     parser.add_argument("--dry-run", action="store_true", help="print the steps, run nothing")
+    parser.add_argument("--profile", help="governance profile for export and deploy (default: the environment's)")
+    parser.add_argument(
+        "--stage-profile",
+        help="profile of the stage account for detach, reattach and verify, instead of its verify role "
+        "(which trusts only the deploy pipeline): for deploying by hand",
+    )
     args = parser.parse_args(argv)
     if args.from_env:
         if args.project or args.stage or args.expect_arn:
             parser.error("--from-env takes no project, stage or --expect-arn")
         project, stage, expect_arn = input_from_env(env)
+        args.profile = args.profile or env.get("PROFILE")
+        args.stage_profile = args.stage_profile or env.get("STAGE_PROFILE")
     else:
         if not (args.project and args.stage):
             parser.error("PROJECT and STAGE are required (or --from-env)")
@@ -254,6 +293,8 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         expect_arn = args.expect_arn or env.get("MODEL_PACKAGE_ARN") or None
     try:
         validate_input(project, stage, expect_arn, config_dir=args.config_dir)
+        profile = validate_profile("PROFILE", args.profile)
+        stage_profile = validate_profile("STAGE_PROFILE", args.stage_profile)
     except InputError as err:
         print(f"deploy-release: refused: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -275,7 +316,15 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         if refusal:
             print(f"deploy-release: refused: {refusal}", file=sys.stderr)
             return EXIT_REFUSED
-    steps = commands(project, stage, config_dir=args.config_dir, releases_dir=releases_dir, expect_arn=expect_arn)
+    steps = commands(
+        project,
+        stage,
+        config_dir=args.config_dir,
+        releases_dir=releases_dir,
+        expect_arn=expect_arn,
+        profile=profile,
+        stage_profile=stage_profile,
+    )
     child_env = {**env, "MLOPS_CONFIG_DIR": str(args.config_dir), "MLOPS_RELEASES_DIR": str(releases_dir)}
     return run_steps(steps, env=child_env, dry_run=args.dry_run)
 

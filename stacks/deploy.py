@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from aws_cdk import IgnoreMode, RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from mlops_platform.catalog import BLUE_GREEN_EXECUTION_TIMEOUT_SECONDS
@@ -21,21 +19,6 @@ from mlops_platform.naming import Naming
 from stacks.components.roles import ServiceRole
 
 # What the deploy needs of the project directory: code and config, not local state.
-SOURCE_EXCLUDES = [
-    ".git",
-    ".venv*",
-    "node_modules",
-    "cdk.out",
-    ".cache",
-    "releases",
-    "tests",
-    "**/__pycache__",
-    "*.pyc",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".mypy_cache",
-    "*.egg-info",
-]
 VARIABLES = {
     "PROJECT": "project whose serving stack to deploy",
     "STAGE": "staging or prod",
@@ -76,9 +59,12 @@ class DeployStack(Stack):
     stack through the CDK bootstrap roles the stage account trusts governance with,
     and verifies the live endpoint through the stage's verify role.
 
-    The source is this project directory as the platform was last deployed
-    (a CDK asset), so serving stacks always deploy with the platform's config and
-    code.
+    The source is the bundle of the commit the platform was last deployed from:
+    ``<prefix>/platform-source/source.zip`` in governance's CDK assets bucket
+    (versioned), which the CI deploy (or ``make upload-source``) writes through
+    the file-publishing bootstrap role with the commit id as object metadata.
+    Release deploys run exactly what main deployed, never a working
+    directory's uncommitted edits.
     """
 
     def __init__(
@@ -88,13 +74,12 @@ class DeployStack(Stack):
         *,
         config: PlatformConfig,
         naming: Naming,
-        source: Path,
         key: kms.IKey,
         releases: dynamodb.ITableV2,
         **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
-        bundle = s3_assets.Asset(self, "Source", path=str(source), exclude=SOURCE_EXCLUDES, ignore_mode=IgnoreMode.GLOB)
+        source_bucket, source_key = naming.platform_source_bucket(), naming.platform_source_key()
         pipeline_name = naming.deploy_pipeline()
         # CodePipeline keys artifacts by the first 20 characters of the pipeline name.
         pipeline_objects = f"{naming.bucket_arn('governance')}/{pipeline_name[:20]}/*"
@@ -178,7 +163,7 @@ class DeployStack(Stack):
             ),
         )
         build.node.add_dependency(build_role)
-        bucket_arn = f"arn:aws:s3:::{bundle.s3_bucket_name}"
+        bucket_arn = f"arn:aws:s3:::{source_bucket}"
         pipeline_role = ServiceRole(
             self,
             "PipelineRole",
@@ -188,7 +173,7 @@ class DeployStack(Stack):
                 iam.PolicyStatement(
                     sid="ReadSourceBundle",
                     actions=["s3:GetObject", "s3:GetObjectVersion"],
-                    resources=[f"{bucket_arn}/{bundle.s3_object_key}"],
+                    resources=[f"{bucket_arn}/{source_key}"],
                 ),
                 iam.PolicyStatement(
                     sid="SourceBucketVersioning", actions=["s3:GetBucketVersioning"], resources=[bucket_arn]
@@ -233,8 +218,8 @@ class DeployStack(Stack):
                             name="PlatformSource",
                             action_type_id=_action_type("Source", "S3"),
                             configuration={
-                                "S3Bucket": bundle.s3_bucket_name,
-                                "S3ObjectKey": bundle.s3_object_key,
+                                "S3Bucket": source_bucket,
+                                "S3ObjectKey": source_key,
                                 "PollForSourceChanges": False,  # only the approval workflow starts a deploy
                             },
                             output_artifacts=[codepipeline.CfnPipeline.OutputArtifactProperty(name="Source")],

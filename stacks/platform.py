@@ -17,6 +17,7 @@ from stacks.baseline import BaselineStack
 from stacks.build import BuildStack
 from stacks.deploy import DeployStack
 from stacks.feature_store import FeatureStoreStack
+from stacks.github_oidc import GitHubOidcStack, account_roles_here
 from stacks.governance import ApprovalStack, RegistryStack
 from stacks.serving import ServingStack
 from stacks.studio import StudioStack, WorkspaceStack
@@ -24,15 +25,14 @@ from stacks.training_cluster import TrainingClusterStack
 
 
 def build_platform(
-    app: App, config: PlatformConfig, *, definition_cache: Path, releases: Manifests, source: Path
+    app: App, config: PlatformConfig, *, definition_cache: Path, releases: Manifests
 ) -> dict[str, Stage]:
     """Add the four account-role stages to ``app`` and return them by role.
 
     Stage ids are the roles in PascalCase (``Governance``, ``Dev`` ...); stack
     names carry the platform prefix, role and project, so every role and project
     can share one account. Pipeline definitions are cached under ``definition_cache``;
-    ``releases`` says what each serving stack deploys; ``source`` is the project
-    directory the governance deploy pipeline runs ``cdk deploy`` from.
+    ``releases`` says what each serving stack deploys.
     """
     platform = config.platform
     naming = Naming(platform)
@@ -78,6 +78,19 @@ def build_platform(
             external_readers=dev_readers if role == "dev" else (),
             retraining=bool(retraining),
         )
+        # One provider per account: the account's first role holds it and the deploy roles of every role there.
+        github_roles = account_roles_here(platform, role) if platform.github is not None else ()
+        if platform.github is not None and github_roles:
+            GitHubOidcStack(
+                stage,
+                "GitHubOidc",
+                stack_name=naming.stack_name(role, "github-oidc"),
+                description=f"{platform.prefix} {role}: GitHub Actions OIDC provider and deploy roles "
+                f"({', '.join(github_roles)}), deployed once by an admin",
+                github=platform.github,
+                naming=naming,
+                roles=github_roles,
+            )
         if role == "governance":
             DeployStack(
                 stage,
@@ -86,7 +99,6 @@ def build_platform(
                 description=f"{platform.prefix} governance: pipeline deploying released model versions",
                 config=config,
                 naming=naming,
-                source=source,
                 key=baseline.key,
                 releases=_releases_table(baseline),
             )

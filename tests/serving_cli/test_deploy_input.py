@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,26 @@ def test_the_buildspec_names_no_variable_and_passes_the_execution_id(example):
     assert {"name": "PIPELINE_EXECUTION_ID", "value": "#{codepipeline.PipelineExecutionId}", "type": "PLAINTEXT"} in (
         variables
     )
+
+
+def test_a_release_deploy_by_hand_uses_the_given_profiles():
+    """The README's manual path: governance profile for export and deploy, the stage's own for its steps."""
+    script = _script()
+    export, detach, deploy, reattach, verify = script.commands(
+        "churn", "prod", config_dir=EXAMPLE_CONFIG, releases_dir=Path("releases"), expect_arn=None,
+        profile="governance", stage_profile="prod-admin",
+    )  # fmt: skip
+    assert export[3:5] == ["--profile", "governance"] and deploy[-2:] == ["--profile", "governance"]
+    for step in (detach, reattach, verify):
+        assert step[3:5] == ["--profile", "prod-admin"] and "--role-arn" not in step
+    # Without a stage profile (the pipeline), the stage steps assume the verify role.
+    *_, verify = script.commands(
+        "churn", "prod", config_dir=EXAMPLE_CONFIG, releases_dir=Path("releases"), expect_arn=None
+    )
+    assert "--role-arn" in verify and "--profile" not in verify
+
+
+def test_an_injected_profile_is_refused_before_any_step_runs(capsys):
+    env = {"PROJECT": "churn", "STAGE": "prod", "PROFILE": "gov$(touch /tmp/x)"}
+    assert _script().main(["--from-env", "--check-only", "--config-dir", str(EXAMPLE_CONFIG)], env=env) == 2
+    assert "PROFILE" in capsys.readouterr().err
