@@ -6,7 +6,8 @@ and a sandbox root stands in for `/` with what HyperPod's Slurm AMI provides: re
 LIFECYCLE_ROOT=<root> and LIFECYCLE_DRY_RUN=1, so mount/apt/systemctl are recorded, not executed.
 
 HyperPod's agent writes slurm.conf while the lifecycle scripts run: ``slurm_conf`` is what is there
-when on_create.sh starts, ``slurm_conf_later=(seconds, text)`` what the "agent" writes after a delay.
+when on_create.sh starts, ``slurm_conf_later=(seconds, text)`` what the "agent" writes ``seconds`` after
+the scripts first said they wait for it.
 """
 
 from __future__ import annotations
@@ -178,6 +179,14 @@ class Node:
             delay, text = self.slurm_conf_later
 
             def write_later() -> None:
+                # Only once the scripts have seen the bare file and said they wait (however slow the machine),
+                # then after ``delay``: the test then proves the waiting, not a race.
+                log = self.path("/var/log/provision/provisioning.log")
+                deadline = time.monotonic() + 90
+                while time.monotonic() < deadline:
+                    if log.exists() and "waiting for HyperPod's agent" in log.read_text(errors="replace"):
+                        break
+                    time.sleep(0.05)
                 time.sleep(delay)
                 # Written to a temp file and renamed, as an agent should: never a half-written file.
                 tmp = self.path("/opt/slurm/etc/.slurm.conf.agent")

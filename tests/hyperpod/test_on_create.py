@@ -70,7 +70,7 @@ def test_every_step_is_logged_to_the_provisioning_log(tmp_path):
 @pytest.mark.parametrize("ip", [CONTROLLER_IP, TRN_IPS[0]], ids=["controller", "worker"])
 def test_scripts_wait_for_the_agent_to_name_the_controller_and_leave_slurm_conf_alone(tmp_path, ip):
     # The agent writes slurm.conf in stages: first without the controller, the full file later.
-    node = Node(tmp_path, ip, slurm_conf=BARE_SLURM_CONF, slurm_conf_later=(1.0, BASE_SLURM_CONF))
+    node = Node(tmp_path, ip, slurm_conf=BARE_SLURM_CONF, slurm_conf_later=(0.3, BASE_SLURM_CONF))
     result = node.run(LIFECYCLE_SLURM_CONF_WAIT_SECONDS="30")
     assert result.returncode == 0, result.output
     assert "waiting for HyperPod's agent" in result.output
