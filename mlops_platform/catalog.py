@@ -389,3 +389,7 @@ def sklearn_image(region: str) -> str:
     return (
         f"{SKLEARN_1_2_REGISTRIES[region]}.dkr.ecr.{region}.{ecr_domain(region)}/sagemaker-scikit-learn:1.2-1-cpu-py3"
     )
+
+
+# ResourceConfig.KeepAlivePeriodInSeconds: how long a training warm pool may be kept (SageMaker API, botocore model).
+WARM_POOL_MAX_SECONDS = 21600

@@ -598,10 +598,104 @@ class OnlineStore(_Strict):
     ttl_days: int | None = Field(default=None, ge=1, le=3650)
 
 
-class OfflineStore(_Strict):
-    """Offline store in the dev artifacts bucket, Iceberg table in the Glue catalog. Default on."""
+_CRON_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_CRON_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+# EventBridge cron fields: name, lowest, highest, names for 1.., extra single tokens allowed.
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minutes", 0, 59, ()),
+    ("hours", 0, 23, ()),
+    ("day-of-month", 1, 31, ()),
+    ("month", 1, 12, _CRON_MONTHS),
+    ("day-of-week", 1, 7, _CRON_DAYS),
+    ("year", 1970, 2199, ()),
+)
+
+
+def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    if text.upper() in names:
+        return True
+    return text.isdigit() and low <= int(text) <= high
+
+
+def _cron_item(item: str, index: int) -> bool:
+    name, low, high, names = _CRON_FIELDS[index]
+    if item == "*":
+        return True
+    if name == "day-of-month" and (item in ("L", "LW") or (item.endswith("W") and _cron_value(item[:-1], 1, 31, ()))):
+        return True
+    if name == "day-of-week":
+        if item == "L" or (item.endswith("L") and _cron_value(item[:-1], low, high, names)):
+            return True
+        if "#" in item:
+            day, _, nth = item.partition("#")
+            return _cron_value(day, low, high, names) and nth in ("1", "2", "3", "4", "5")
+    base, slash, step = item.partition("/")
+    if slash and not (step.isdigit() and int(step) >= 1):
+        return False
+    if base == "*" and slash:
+        return True
+    start, dash, end = base.partition("-")
+    if dash:
+        return _cron_value(start, low, high, names) and _cron_value(end, low, high, names)
+    return _cron_value(base, low, high, names)
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why EventBridge would refuse the schedule ``expression`` as a cron (None if it is one).
+
+    ``cron(minutes hours day-of-month month day-of-week year)``, UTC; exactly one of
+    day-of-month and day-of-week is ``?``.
+    """
+    example = "such as 'cron(0 3 ? * SUN *)' (03:00 UTC every Sunday)"
+    match = re.fullmatch(r"cron\((.*)\)", expression.strip())
+    if not match:
+        return f"'{expression}' is not an EventBridge cron expression; write cron(<6 fields>), {example}"
+    fields = match.group(1).split()
+    if len(fields) != 6:
+        return (
+            f"'{expression}' has {len(fields)} fields; EventBridge cron takes 6 "
+            f"(minutes hours day-of-month month day-of-week year), {example}"
+        )
+    for index, value in enumerate(fields):
+        name = _CRON_FIELDS[index][0]
+        if value == "?":
+            if name not in ("day-of-month", "day-of-week"):
+                return f"'{expression}': '?' is allowed only in day-of-month and day-of-week, not in {name}"
+            continue
+        if not all(_cron_item(item, index) for item in value.split(",")):
+            low, high = _CRON_FIELDS[index][1:3]
+            return f"'{expression}': {name} '{value}' is not valid (values {low}-{high}, with , - * /), {example}"
+    if (fields[2] == "?") == (fields[4] == "?"):
+        return f"'{expression}': exactly one of day-of-month and day-of-week must be '?', {example}"
+    return None
+
+
+class Compaction(_Strict):
+    """Weekly Iceberg maintenance of the offline store: Athena OPTIMIZE (bin-pack) then VACUUM.
+
+    Default on, Sundays 03:00 UTC; ``schedule`` is an EventBridge cron (6 fields, UTC).
+    """
 
     enabled: bool = True
+    schedule: str = "cron(0 3 ? * SUN *)"
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, schedule: str) -> str:
+        problem = cron_problem(schedule)
+        if problem:
+            raise ValueError(problem)
+        return schedule.strip()
+
+
+class OfflineStore(_Strict):
+    """Offline store in the dev artifacts bucket, Iceberg table in the Glue catalog. Default on.
+
+    ``compaction``: the scheduled OPTIMIZE/VACUUM of the table (default on, weekly).
+    """
+
+    enabled: bool = True
+    compaction: Compaction = Compaction()
 
 
 class FeatureGroup(_Strict):
@@ -671,7 +765,9 @@ class Pipeline(_Strict):
     Integral feature of that group, 0/1); ``input_data_uri`` is the default of
     the pipeline's ``IngestDataUrl`` parameter: CSV files its Ingest step loads
     into the feature group first (default none: the step ingests nothing); CPU
-    instances (scikit-learn).
+    instances (scikit-learn). ``warm_pool_minutes`` keeps the training
+    instances for that long after a run so the next one starts in seconds
+    (default 0: off; at most SageMaker's 360; billed while kept, not with spot).
     """
 
     enabled: bool = True
@@ -684,6 +780,7 @@ class Pipeline(_Strict):
     training_instance_count: int = Field(default=1, ge=1, le=100)
     max_runtime_minutes: int = Field(default=60, ge=1, le=28 * 24 * 60)
     spot: Spot = Spot()
+    warm_pool_minutes: int = Field(default=0, ge=0, le=catalog.WARM_POOL_MAX_SECONDS // 60)
     hyperparameters: dict[str, str | int | float] = Field(default_factory=dict)
     retrain_schedule: str | None = Field(default=None, pattern=_SCHEDULE_PATTERN)
 
@@ -704,6 +801,10 @@ class Pipeline(_Strict):
             raise ValueError(
                 f"spot.max_wait_minutes ({self.spot.max_wait_minutes}) must be at least "
                 f"max_runtime_minutes ({self.max_runtime_minutes})"
+            )
+        if self.warm_pool_minutes and self.spot.enabled:
+            raise ValueError(
+                "warm_pool_minutes: SageMaker keeps no warm pool for managed spot training; turn one of them off"
             )
         if catalog.instance_family(self.training_instance_type) in catalog.TRAINIUM_FAMILIES:
             raise ValueError(
@@ -912,6 +1013,10 @@ class Promotion(_Strict):
     max_error_rate_percent: float = Field(default=1.0, ge=0, le=100)
     max_latency_increase_percent: float = Field(default=20.0, ge=0)
     min_agreement_percent: float | None = Field(default=None, ge=0, le=100)
+    # On: ``mlops promote`` also needs a passing staging load test (``mlops loadtest``) of the version,
+    # recorded at most load_test_max_age_hours ago.
+    require_load_test: bool = False
+    load_test_max_age_hours: int = Field(default=168, ge=1)
 
 
 def _default_variants(stage: str) -> list[Variant]:

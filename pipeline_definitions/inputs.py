@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 
-from mlops_platform.catalog import JOB_LOCAL_STORAGE_FAMILIES
+from mlops_platform.catalog import JOB_LOCAL_STORAGE_FAMILIES, WARM_POOL_MAX_SECONDS
 
 METRIC_NAMES = ("auc", "accuracy", "precision", "recall", "f1")
 
@@ -90,6 +90,7 @@ class PipelineInputs:
     training_instance_count: int = 1
     training_volume_size_gb: int = 30
     use_spot: bool = False
+    warm_pool_seconds: int = 0  # the training step's KeepAlivePeriodInSeconds
     max_run_seconds: int = 3600
     max_wait_seconds: int = 7200
     subnet_ids: tuple[str, ...] = ()
@@ -186,6 +187,10 @@ class PipelineInputs:
         need(self.training_instance_count >= 1, "training_instance_count must be at least 1")
         need(self.training_volume_size_gb >= 1, "training_volume_size_gb must be at least 1")
         need(self.max_run_seconds > 0, "max_run_seconds must be positive")
+        need(
+            0 <= self.warm_pool_seconds <= WARM_POOL_MAX_SECONDS and not (self.warm_pool_seconds and self.use_spot),
+            f"warm_pool_seconds must be 0..{WARM_POOL_MAX_SECONDS} and 0 with spot, got {self.warm_pool_seconds}",
+        )
         if self.use_spot:
             # SageMaker rejects spot jobs whose wait budget is below their run budget.
             need(

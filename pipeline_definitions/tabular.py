@@ -419,6 +419,8 @@ def _build_pipeline(inputs: PipelineInputs):
         volume_size_in_gb=inputs.training_volume_size_gb,
         volume_kms_key_id=training_volume_key,
         enable_managed_spot_training=True if inputs.use_spot else None,
+        # A warm pool keeps the instances after the run: the next training job starts in seconds.
+        keep_alive_period_in_seconds=inputs.warm_pool_seconds or None,
     )
     stopping = StoppingCondition(
         max_runtime_in_seconds=inputs.max_run_seconds,

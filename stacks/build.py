@@ -16,6 +16,7 @@ from mlops_platform.config import ProjectSettings
 from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
+from stacks.components.compaction import add_compaction
 from stacks.components.event_function import EventFunction
 from stacks.components.lambda_asset import bundled_asset
 from stacks.components.model_pipeline import ModelPipeline
@@ -79,9 +80,21 @@ class BuildStack(Stack):
                 ),
             ],
         )
+        self.queries: athena.CfnWorkGroup | None = None
         self.pipeline = None
         if project.pipeline.enabled:
             self.pipeline = self._add_pipeline(project, naming, baseline, definition_cache)
+        # Offline-store compaction: a scheduled OPTIMIZE/VACUUM per Iceberg feature group, in the same workgroup.
+        self.compaction = add_compaction(
+            self,
+            project=project,
+            naming=naming,
+            baseline=baseline,
+            workgroup=naming.athena_workgroup(name),
+            database=FEATURE_STORE_DATABASE,
+        )
+        if self.compaction:
+            self._workgroup(project, naming, baseline)
         self.pipeline_role.acknowledge(
             f"AwsSolutions-IAM5[Resource::{project_objects}]",
             "Limited to the project's prefix of the dev artifacts bucket.",
@@ -273,9 +286,14 @@ class BuildStack(Stack):
         return function
 
     def _workgroup(self, project: ProjectSettings, naming: Naming, baseline: BaselineStack) -> athena.CfnWorkGroup:
-        """The Athena workgroup of the Query step: results KMS-encrypted under the project's prefix, enforced."""
+        """The Athena workgroup of the Query step and compaction: KMS-encrypted results under the project's prefix.
+
+        Created once, by whichever needs it first.
+        """
+        if self.queries is not None:
+            return self.queries
         results = f"s3://{naming.artifacts_bucket('dev')}/{naming.project_prefix(project.name)}/athena/"
-        return athena.CfnWorkGroup(
+        self.queries = athena.CfnWorkGroup(
             self,
             "Queries",
             name=naming.athena_workgroup(project.name),
@@ -295,6 +313,7 @@ class BuildStack(Stack):
                 ),
             ),
         )
+        return self.queries
 
     def _allow_data_steps(self, role: ServiceRole, project: ProjectSettings, naming: Naming, workgroup: str) -> None:
         """Ingest puts records into the project's source group; Query reads its offline table through Athena.

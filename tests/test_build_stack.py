@@ -169,9 +169,10 @@ def test_retraining_can_be_requested_by_event(example):
             ],
         },
     )
-    # no schedule unless the project asks for one
+    # no retraining schedule unless the project asks for one (the offline-store compaction rules have their own)
     assert not any(
-        "ScheduleExpression" in r["Properties"] for r in example.resources(STACK, "AWS::Events::Rule").values()
+        "ScheduleExpression" in r["Properties"] and "compact" not in r["Properties"].get("Description", "")
+        for r in example.resources(STACK, "AWS::Events::Rule").values()
     )
 
 
@@ -184,9 +185,11 @@ def _inline_definition(synth: Synthesized, stack: str) -> tuple[dict, dict]:
 
 def test_schedule_and_spot_switches(single_account):
     rules = single_account.resources("mlops-dev-churn-build", "AWS::Events::Rule").values()
-    assert [r["Properties"]["ScheduleExpression"] for r in rules if "ScheduleExpression" in r["Properties"]] == [
-        "rate(7 days)"
-    ]
+    assert [
+        r["Properties"]["ScheduleExpression"]
+        for r in rules
+        if "ScheduleExpression" in r["Properties"] and "compact" not in r["Properties"].get("Description", "")
+    ] == ["rate(7 days)"]
     definition, _ = _inline_definition(single_account, "mlops-dev-churn-build")
     train = _steps(definition)["Train"]["Arguments"]
     assert train["EnableManagedSpotTraining"] is True
@@ -214,7 +217,12 @@ def test_the_query_runs_in_an_enforced_workgroup_with_encrypted_results(example)
 
 def test_pipeline_switched_off_leaves_only_the_role(single_account):
     template = single_account.template("mlops-dev-fraud-build")
-    types = sorted(r["Type"] for r in template["Resources"].values())
+    # The offline-store compaction (its functions, queue and the workgroup) stays: see test_compaction_stack.
+    types = sorted(
+        r["Type"]
+        for key, r in template["Resources"].items()
+        if not key.startswith(("Compact", "Queries")) and r["Type"] != "AWS::Athena::WorkGroup"
+    )
     assert types == ["AWS::IAM::ManagedPolicy", "AWS::IAM::Role"]
 
 

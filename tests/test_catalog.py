@@ -133,3 +133,11 @@ def test_image_registries_match_the_sagemaker_sdks_tables():
     assert catalog.model_monitor_image("cn-north-1").endswith(".amazonaws.com.cn/sagemaker-model-monitor-analyzer")
     with pytest.raises(KeyError, match="no analyzer image in xx-east-9"):
         catalog.model_monitor_image("xx-east-9")
+
+
+def test_the_warm_pool_limit_is_the_apis():
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    keep_alive = model.shape_for("ResourceConfig").members["KeepAlivePeriodInSeconds"]
+    assert keep_alive.metadata["max"] == catalog.WARM_POOL_MAX_SECONDS

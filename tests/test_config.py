@@ -286,6 +286,20 @@ BAD_CONFIGS = [
         ["monitoring.engine", "'model_monitor' or 'pipeline'"],
     ),
     (
+        "warm-pool-beyond-the-api-limit",
+        None,
+        {"churn": _project(pipeline={"warm_pool_minutes": 361})},
+        "churn.yaml",
+        ["pipeline.warm_pool_minutes", "360"],
+    ),
+    (
+        "warm-pool-with-spot",
+        None,
+        {"churn": _project(pipeline={"warm_pool_minutes": 30, "spot": {"enabled": True}})},
+        "churn.yaml",
+        ["warm_pool_minutes", "no warm pool for managed spot training"],
+    ),
+    (
         "pipeline-without-feature-group",
         None,
         {"churn": _project(features={"feature_groups": []})},

@@ -17,6 +17,9 @@ Commands (see ``mlops --help``)::
     mlops scaling detach P --stage S          before a deploy: lift autoscaling off variants whose instance
                                               type changes (SageMaker refuses that update otherwise)
     mlops scaling reattach P --stage S        after it: restore or re-register that scaling (stage credentials)
+    mlops loadtest P --stage S --tps N --latency-ms P
+                                              rising steps of N TPS (Locust, headless) against the stage's
+                                              endpoint: p50/p90/p99, errors, the instances N needs (prod: --i-know)
     mlops monitoring status P [--stage S]    Model Monitor schedules or drift pipeline runs, the latest
                                               violations report, the monitoring alarms (stage credentials)
     mlops dlq list P                          approval events the handlers failed on, and why

@@ -21,6 +21,7 @@ from botocore.exceptions import (
 from mlops_platform.cli import core, render, scaling
 from mlops_platform.cli import export as export_mod
 from mlops_platform.cli import invoke as invoke_mod
+from mlops_platform.cli import loadtest as loadtest_mod
 from mlops_platform.cli import monitoring as monitoring_mod
 from mlops_platform.cli import promote as promote_mod
 from mlops_platform.cli import shadow as shadow_mod
@@ -52,6 +53,22 @@ _hours = _bounded("--hours", 1, shadow_mod.MAX_HOURS)
 # A prod blue/green update may take up to SageMaker's four-hour cap; a day bounds a typo.
 _minutes = _bounded("--wait-minutes", 0, 24 * 60)
 _workers = _bounded("--workers", 1, 16)
+_tps = _bounded("--tps", 1, 10_000)
+_step_seconds = _bounded("--step-seconds", 1, 3600)
+_max_requests = _bounded("--max-requests", 1, 10_000_000)
+
+
+def _positive(name: str, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not 0 < value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be above 0 and at most {high:g}, got {text}")
+        return value
+
+    return parse
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -72,8 +89,8 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--role-arn",
         default=default(None),
         help="assume this role first, in the account the command works in: governance, or for shadow report "
-        "staging, for data ingest dev, and for verify, scaling, invoke and monitoring status the --stage's account "
-        "(default: use the "
+        "staging, for data ingest dev, and for verify, scaling, invoke, loadtest and monitoring status the --stage's "
+        "account (default: use the "
         "profile as is)",
     )
 
@@ -261,6 +278,48 @@ def build_parser() -> argparse.ArgumentParser:
         "--file", type=Path, metavar="F", help="send this file (.json: application/json, else text/csv rows)"
     )
     invoke.add_argument("--variant", metavar="NAME", help="send to this production variant (TargetVariant)")
+
+    loadtest = leaf(
+        commands,
+        "loadtest",
+        "drive the stage's endpoint with Locust in rising steps (25 to 125 percent of --tps); latency per step, "
+        "CloudWatch metrics, the highest step within --latency-ms and the instances the target needs (stage "
+        "credentials)",
+        cmd_loadtest,
+        account=STAGE_ACCOUNT,
+    )
+    loadtest.add_argument("project", metavar="PROJECT", help="the project")
+    loadtest.add_argument("--stage", required=True, choices=SERVING_STAGES, help="the serving stage")
+    loadtest.add_argument("--tps", type=_tps, required=True, help="target requests per second, 1-10000")
+    loadtest.add_argument(
+        "--latency-ms", type=_positive("--latency-ms", 600_000), required=True, help="p99 latency bound in ms"
+    )
+    loadtest.add_argument(
+        "--step-seconds", type=_step_seconds, default=60, help="length of each step, 1-3600 (default: 60)"
+    )
+    loadtest.add_argument(
+        "--max-requests", type=_max_requests, default=50_000, help="stop after this many requests (default: 50000)"
+    )
+    loadtest.add_argument(
+        "--max-minutes",
+        type=_positive("--max-minutes", 24 * 60),
+        default=15.0,
+        help="stop after this long (default: 15)",
+    )
+    loadtest.add_argument("--i-know", action="store_true", help="allow --stage prod")
+    loadtest.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="runtime base URL (default: https://runtime.sagemaker.REGION.amazonaws.com)",
+    )
+    loadtest.add_argument(
+        "--sample-file",
+        type=Path,
+        metavar="CSV",
+        help="sample rows (with a header) when nothing is captured "
+        "(default: pipeline_definitions/sample_data/PROJECT.csv)",
+    )
+    loadtest.add_argument("--no-record", action="store_true", help="do not write the result to the stage's bucket")
 
     monitoring = commands.add_parser(
         "monitoring",
@@ -497,6 +556,33 @@ def cmd_invoke(args: argparse.Namespace, ctx: core.Context, clients: Clients) ->
         clients.sagemaker, clients.sagemaker_runtime, ctx, args.project, args.stage, request, variant=args.variant
     )
     render.invoked(response)
+    return EXIT_OK
+
+
+def cmd_loadtest(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    loadtest_mod.refuse_prod(args.stage, args.i_know)
+    loadtest_mod.prepare()  # Locust patches the process with gevent: before any AWS connection
+    session = clients.session
+    result = loadtest_mod.load_test(
+        sagemaker=clients.sagemaker,
+        cloudwatch=clients.cloudwatch,
+        s3=clients.s3,
+        credentials=session.get_credentials() if session is not None else None,
+        region=session.region_name if session is not None else (args.region or ""),
+        ctx=ctx,
+        project=args.project,
+        stage=args.stage,
+        target_tps=args.tps,
+        latency_ms=args.latency_ms,
+        step_seconds=float(args.step_seconds),
+        max_requests=args.max_requests,
+        max_seconds=args.max_minutes * 60.0,
+        endpoint_url=args.endpoint_url,
+        sample_file=args.sample_file,
+        record=not args.no_record,
+        i_know=args.i_know,
+    )
+    render.loadtest(result)
     return EXIT_OK
 
 

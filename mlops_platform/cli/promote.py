@@ -17,6 +17,7 @@ from mlops_platform.approval import aws
 from mlops_platform.approval import releases as releases_mod
 from mlops_platform.cli.core import APPROVED, CliError, Context, PolicyRefusal, check_reason, describe, resolve
 from mlops_platform.cli.endpoints import iso
+from mlops_platform.cli.loadtest import load_test_violations
 from mlops_platform.cli.shadow import EndpointMissing, ShadowReport, evaluate_promotion, shadow_report
 
 
@@ -114,7 +115,9 @@ def promote(
         report = shadow_report(clients.sagemaker, clients.cloudwatch, clients.s3, ctx, project, hours, now=now)
     except EndpointMissing as err:
         raise PromotionRefused(f"refused: no shadow test to judge: {err}") from None
-    violations = evaluate_promotion(report, ctx.config.projects[project].serving.promotion)
+    rule = ctx.config.projects[project].serving.promotion
+    violations = evaluate_promotion(report, rule)
+    violations += load_test_violations(clients.s3, ctx, project, candidate.model_package_arn, rule, now=now)
     challenger = report.challenger
     if challenger is not None and challenger.model_package_arn != candidate.model_package_arn:
         served = challenger.model_package_arn or "no single model package"

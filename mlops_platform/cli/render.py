@@ -18,6 +18,7 @@ from mlops_platform.cli.dlq import MAX_MESSAGES, REDRIVE_VISIBILITY_SECONDS, Lis
 from mlops_platform.cli.endpoints import CHALLENGER, CHAMPION
 from mlops_platform.cli.export import Export
 from mlops_platform.cli.invoke import Response
+from mlops_platform.cli.loadtest import LoadTestResult
 from mlops_platform.cli.monitoring import MODEL_MONITOR, MonitoringStatus, MonitorRun, violations
 from mlops_platform.cli.promote import PromoteResult
 from mlops_platform.cli.shadow import ShadowReport, VariantReport
@@ -505,3 +506,88 @@ def monitoring_status(result: MonitoringStatus) -> None:
         )
     elif result.alarms:
         console.print("No alarm is firing.")
+
+
+# --------------------------------------------------------------------------- load test
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def loadtest(result: LoadTestResult) -> None:
+    """The step table, the endpoint's CloudWatch numbers and the recommendation."""
+    console = _console()
+    console.print(
+        f"Load test of {result.project}/{result.stage}: endpoint {result.endpoint}, {_time(result.started)} to "
+        f"{_time(result.ended)}, {result.requests} requests; payloads: {result.payloads} rows from "
+        f"{result.payload_source}"
+    )
+    table = Table()
+    for name in ("Step", "Target TPS", "Users", "Seconds", "Requests", "TPS", "p50 ms", "p90 ms", "p99 ms"):
+        table.add_column(name, justify="right")
+    for name in ("Errors", "Error rate", f"p99 <= {result.latency_ms:g} ms, errors <= 1 %"):
+        table.add_column(name, justify="right")
+    for step in result.steps:
+        verdict = "pass" if step.passes(result.latency_ms) else "fail"
+        if step.cut_short:
+            verdict += f" (cut short: {step.cut_short})"
+        table.add_row(
+            f"{step.percent} %",
+            str(step.target_tps),
+            str(step.users),
+            f"{step.seconds:.1f}",
+            str(step.requests),
+            f"{step.tps:.1f}",
+            _ms(step.p50_ms),
+            _ms(step.p90_ms),
+            _ms(step.p99_ms),
+            str(step.errors),
+            _percent(step.error_rate_percent),
+            verdict,
+        )
+    console.print(table)
+    if result.stopped_by:
+        limit = (
+            f"--max-requests {result.max_requests}"
+            if result.stopped_by == "max-requests"
+            else f"--max-minutes {result.max_seconds / 60:g}"
+        )
+        console.print(f"Stopped early by {limit}.")
+    if result.metrics:
+        metrics = Table(title="CloudWatch over the run (per-minute datapoints)", title_justify="left")
+        for name in ("Variant", "Metric", "Average", "Maximum", "Datapoints"):
+            metrics.add_column(name, justify="left" if name in ("Variant", "Metric") else "right")
+        units = {"CPUUtilization": " %", "MemoryUtilization": " %", "ModelLatency": " ms", "OverheadLatency": " ms"}
+        for m in result.metrics:
+            unit = units.get(m.metric, " /min")
+            metrics.add_row(
+                m.variant,
+                m.metric,
+                "-" if m.average is None else f"{m.average:.1f}{unit}",
+                "-" if m.maximum is None else f"{m.maximum:.1f}{unit}",
+                str(m.datapoints),
+            )
+        console.print(metrics)
+    rec = result.recommendation
+    if rec.best is None:
+        console.print(
+            f"Recommendation: no step kept p99 <= {rec.latency_ms:g} ms with <= 1 % errors; the endpoint does not "
+            f"take even {result.steps[0].target_tps if result.steps else 0} TPS within the bound."
+        )
+    else:
+        best = rec.best
+        console.print(
+            f"Highest passing step: {best.target_tps} TPS target ({best.percent} %), {best.tps:.1f} TPS achieved, "
+            f"p99 {_ms(best.p99_ms)} ms, {_percent(best.error_rate_percent)} errors."
+        )
+        if rec.needed_instances is not None and rec.per_instance_tps is not None:
+            console.print(
+                f"Recommendation: {rec.needed_instances} instance(s) for {rec.target_tps} TPS "
+                f"({rec.per_instance_tps:.1f} TPS per instance at {rec.instances} instance(s) now)."
+            )
+    console.print(f"Target {rec.target_tps} TPS within the bound: {'passed' if rec.passed else 'not passed'}.")
+    for note in result.notes:
+        console.print(f"Note: {note}")
+    if result.record_uri:
+        console.print(f"Recorded: {result.record_uri}")

@@ -41,7 +41,7 @@ class _QueueDestination:
 
 
 class EventFunction(Construct):
-    """Lambda ``handler`` from ``code_dir`` behind an EventBridge rule matching ``event_pattern``.
+    """Lambda ``handler`` from ``code_dir`` behind an EventBridge rule matching ``event_pattern`` (or on ``schedule``).
 
     Defaults: 60 s timeout, no reserved concurrency (the handlers are idempotent,
     and a reservation fails in new accounts whose concurrency quota is 10; set
@@ -61,7 +61,8 @@ class EventFunction(Construct):
         code_dir: Path,
         handler: str,
         description: str,
-        event_pattern: events.EventPattern,
+        event_pattern: events.EventPattern | None = None,
+        schedule: events.Schedule | None = None,
         environment: Mapping[str, str],
         statements: Sequence[iam.PolicyStatement],
         key: kms.IKey,
@@ -69,8 +70,11 @@ class EventFunction(Construct):
         function_name: str,
         role_name: str | None = None,
         reserved_concurrency: int | None = None,
+        timeout: Duration | None = None,
     ) -> None:
         super().__init__(scope, id)
+        if (event_pattern is None) == (schedule is None):
+            raise ValueError("give exactly one of event_pattern and schedule")
         stack = Stack.of(self)
         log_group_name = f"/aws/lambda/{function_name}"
         log_streams = f"arn:aws:logs:{stack.region}:{stack.account}:log-group:{log_group_name}:*"
@@ -110,7 +114,7 @@ class EventFunction(Construct):
             code=lambda_.Code.from_asset(str(code_dir), exclude=["__pycache__", "*.pyc"]),
             description=description,
             role=iam.Role.from_role_arn(self, "ExecutionRole", self.role.role.role_arn, mutable=False),
-            timeout=Duration.seconds(60),
+            timeout=timeout or Duration.seconds(60),
             memory_size=256,
             environment=dict(environment),
             environment_encryption=key,
@@ -122,7 +126,7 @@ class EventFunction(Construct):
             retry_attempts=2,
         )
         self.function.node.add_dependency(self.role)
-        self.rule = events.Rule(self, "Rule", description=description, event_pattern=event_pattern)
+        self.rule = events.Rule(self, "Rule", description=description, event_pattern=event_pattern, schedule=schedule)
         self.rule.add_target(
             targets.LambdaFunction(self.function, dead_letter_queue=dead_letter_queue, retry_attempts=4)
         )

@@ -88,6 +88,7 @@ class ModelPipeline(Construct):
             training_instance_type=config.training_instance_type,
             training_instance_count=config.training_instance_count,
             use_spot=config.spot.enabled,
+            warm_pool_seconds=config.warm_pool_minutes * 60,
             max_run_seconds=config.max_runtime_minutes * 60,
             max_wait_seconds=config.spot.max_wait_minutes * 60,
             kms_key_arn=f"arn:aws:kms:{stack.region}:{stack.account}:key/{_KEY_STAND_IN}",

@@ -334,3 +334,13 @@ def test_graviton_processing_type_is_refused_not_silently_downgraded(make_inputs
     assert "1.2-1-cpu-py3" in sklearn_image_uri(inputs, "ml.m5.xlarge", "training")
     with pytest.raises(ValueError, match="only as .*1.0-1-arm64"):
         sklearn_image_uri(inputs, "ml.c7g.xlarge", "training")
+
+
+def test_a_warm_pool_keeps_the_training_instances(make_inputs):
+    from pipeline_definitions.tabular import build_definition
+
+    definition = json.loads(build_definition(make_inputs(warm_pool_seconds=1800)))
+    resources = steps_by_name(definition)["Train"]["Arguments"]["ResourceConfig"]
+    assert resources["KeepAlivePeriodInSeconds"] == 1800
+    with pytest.raises(ValueError, match="0 with spot"):
+        make_inputs(warm_pool_seconds=1800, use_spot=True, max_wait_seconds=7200)
