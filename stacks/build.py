@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mlops_platform.config import ProjectSettings
-from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
 from stacks.components.compaction import add_compaction
-from stacks.components.event_function import EventFunction
+from stacks.components.event_function import EventFunction, dead_letter_queue
 from stacks.components.lambda_asset import bundled_asset
 from stacks.components.model_pipeline import ModelPipeline
 from stacks.components.monitoring import retraining_pattern
@@ -243,15 +241,7 @@ class BuildStack(Stack):
         table = baseline.retrain_table
         if table is None:
             raise ValueError("the dev baseline has no retraining table")
-        dead_letters = sqs.Queue(
-            self,
-            "RetrainDeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=baseline.key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(dead_letters, "AwsSolutions-SQS3", "This queue is the dead-letter queue itself.")
+        dead_letters = dead_letter_queue(self, "RetrainDeadLetters", key=baseline.key)
         accounts = [naming.account(stage) for stage in stages]
         function = EventFunction(
             self,

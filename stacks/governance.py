@@ -15,14 +15,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mlops_platform.approval.releases import leading_key_patterns as release_keys
 from mlops_platform.config import SERVING_STAGES, ProjectSettings
 from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
-from stacks.components.event_function import EventFunction
+from stacks.components.event_function import EventFunction, dead_letter_queue
 from stacks.components.lambda_asset import bundled_asset
 from stacks.components.monitoring import retraining_pattern
 from stacks.components.roles import ServiceRole
@@ -144,16 +143,9 @@ class ApprovalStack(Stack):
                 protocol=sns.SubscriptionProtocol.EMAIL,
                 endpoint=owner,
             )
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            queue_name=naming.approval_dead_letter_queue(project.name),
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+        self.dead_letters = dead_letter_queue(
+            self, "DeadLetters", key=key, queue_name=naming.approval_dead_letter_queue(project.name)
         )
-        acknowledge(self.dead_letters, "AwsSolutions-SQS3", "This queue is the dead-letter queue itself.")
 
         group = naming.model_package_group(project.name)
         versions = naming.model_package_arns(project.name)

@@ -12,10 +12,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mlops_platform.config import FeatureGroup, ProjectSettings
-from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
-from stacks.components.event_function import EventFunction
+from stacks.components.event_function import EventFunction, dead_letter_queue
 from stacks.components.lambda_asset import bundled_asset
 
 COMPACTION_HANDLERS = Path(__file__).resolve().parents[2] / "lambda" / "compaction"
@@ -59,15 +58,7 @@ def add_compaction(
     groups = compacted_groups(project)
     if not groups:
         return {}
-    dead_letters = sqs.Queue(
-        scope,
-        "CompactionDeadLetters",
-        encryption=sqs.QueueEncryption.KMS,
-        encryption_master_key=baseline.key,
-        enforce_ssl=True,
-        retention_period=Duration.days(14),
-    )
-    acknowledge(dead_letters, "AwsSolutions-SQS3", "This queue is the dead-letter queue itself.")
+    dead_letters = dead_letter_queue(scope, "CompactionDeadLetters", key=baseline.key)
     code = bundled_asset(COMPACTION_HANDLERS, COMPACTION_CORE)
     return {
         group.name: _function(scope, group, project, naming, baseline, workgroup, database, dead_letters, code)

@@ -22,6 +22,21 @@ from stacks.components.roles import ServiceRole
 RUNTIME = lambda_.Runtime.PYTHON_3_14  # cdk-nag L1: the latest Python runtime
 
 
+def dead_letter_queue(scope: Construct, id: str, *, key: kms.IKey, queue_name: str | None = None) -> sqs.Queue:
+    """A KMS-encrypted, TLS-only queue keeping failure records for 14 days (what event functions fail into)."""
+    queue = sqs.Queue(
+        scope,
+        id,
+        queue_name=queue_name,
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=key,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+    acknowledge(queue, "AwsSolutions-SQS3", "This queue is the dead-letter queue itself.")
+    return queue
+
+
 @jsii.implements(lambda_.IDestination)
 class _QueueDestination:
     """An SQS on-failure destination that grants nothing.
