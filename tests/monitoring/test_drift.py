@@ -22,20 +22,11 @@ from moto import mock_aws
 from sklearn.metrics import roc_auc_score
 
 from pipeline_definitions.scripts.monitoring import drift
+from tests.pipeline.script_chain import FEATURES
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "pipeline_definitions" / "sample_data" / "churn.csv"
 PREPROCESS = ROOT / "pipeline_definitions" / "scripts" / "tabular" / "preprocess.py"
-FEATURES = [
-    "tenure_months",
-    "monthly_charges",
-    "total_charges",
-    "support_calls",
-    "senior_citizen",
-    "contract",
-    "payment_method",
-    "internet_service",
-]
 BUCKET = "capture-bucket"
 ENDPOINT = "churn-prod"
 SCHEDULE = "churn-prod-drift"

@@ -18,23 +18,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlops_platform.config import load_config
 from pipeline_definitions.sources import SCRIPTS_DIR
 
 ROWS = 1200
 SEED = 3
 ID_COLUMN = "customer_id"
 TARGET = "churn"
-# The contract order of the example feature group's features.
-FEATURES = [
-    "tenure_months",
-    "monthly_charges",
-    "total_charges",
-    "support_calls",
-    "senior_citizen",
-    "contract",
-    "payment_method",
-    "internet_service",
-]
+# The contract order of the example feature group's features, as the config derives it.
+FEATURES = list(load_config(Path(__file__).resolve().parents[2] / "config").projects["churn"].pipeline_features())
 NUMERIC = FEATURES[:5]
 CATEGORICAL = FEATURES[5:]
 TEST_FRACTION = 0.15
