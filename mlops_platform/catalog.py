@@ -369,6 +369,40 @@ SKLEARN_1_2_REGISTRIES = {
 }
 
 
+# ECR registry account of sagemaker-clarify-processing 1.0 per region (SDK image_uri_config/clarify.json): the
+# image of Model Monitor's bias and explainability jobs (not the model-monitor analyzer).
+CLARIFY_REGISTRIES = {
+    "af-south-1": "811711786498",
+    "ap-east-1": "098760798382",
+    "ap-northeast-1": "377024640650",
+    "ap-northeast-2": "263625296855",
+    "ap-northeast-3": "912233562940",
+    "ap-south-1": "452307495513",
+    "ap-southeast-1": "834264404009",
+    "ap-southeast-2": "007051062584",
+    "ap-southeast-3": "705930551576",
+    "ca-central-1": "675030665977",
+    "cn-north-1": "122526803553",
+    "cn-northwest-1": "122578899357",
+    "eu-central-1": "017069133835",
+    "eu-central-2": "730335477804",
+    "eu-north-1": "763603941244",
+    "eu-south-1": "638885417683",
+    "eu-west-1": "131013547314",
+    "eu-west-2": "440796970383",
+    "eu-west-3": "341593696636",
+    "me-south-1": "835444307964",
+    "sa-east-1": "520018980103",
+    "us-east-1": "205585389593",
+    "us-east-2": "211330385671",
+    "us-gov-west-1": "598674086554",
+    "us-isof-east-1": "579539705040",
+    "us-isof-south-1": "411392592546",
+    "us-west-1": "740489534195",
+    "us-west-2": "306415355426",
+}
+
+
 def ecr_domain(region: str) -> str:
     return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
 
@@ -380,6 +414,13 @@ def model_monitor_image(region: str) -> str:
             f"Model Monitor has no analyzer image in {region} (regions: {', '.join(MODEL_MONITOR_REGISTRIES)})"
         )
     return f"{MODEL_MONITOR_REGISTRIES[region]}.dkr.ecr.{region}.{ecr_domain(region)}/sagemaker-model-monitor-analyzer"
+
+
+def clarify_image(region: str) -> str:
+    """The SageMaker Clarify 1.0 processing image of ``region``; KeyError names the regions that have one."""
+    if region not in CLARIFY_REGISTRIES:
+        raise KeyError(f"SageMaker Clarify has no image in {region} (regions: {', '.join(CLARIFY_REGISTRIES)})")
+    return f"{CLARIFY_REGISTRIES[region]}.dkr.ecr.{region}.{ecr_domain(region)}/sagemaker-clarify-processing:1.0"
 
 
 def sklearn_image(region: str) -> str:

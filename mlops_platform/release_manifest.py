@@ -37,13 +37,22 @@ class Baselines(_Strict):
 
     Data quality (statistics and constraints of the training features) is what
     every monitoring schedule needs; model quality (the validation metrics and
-    their constraints) only the model-quality one.
+    their constraints) only the model-quality one; bias (Clarify analysis
+    config, pre- and post-training constraints: ``DriftCheckBaselines.Bias``)
+    only the bias one, explainability (config and SHAP constraints:
+    ``DriftCheckBaselines.Explainability``) only the explainability one.
+    Versions registered without them have ``None`` there.
     """
 
     data_quality_statistics: str = Field(pattern=_S3_URI)
     data_quality_constraints: str = Field(pattern=_S3_URI)
     model_quality_statistics: str | None = Field(default=None, pattern=_S3_URI)
     model_quality_constraints: str | None = Field(default=None, pattern=_S3_URI)
+    bias_config: str | None = Field(default=None, pattern=_S3_URI)
+    bias_pre_training_constraints: str | None = Field(default=None, pattern=_S3_URI)
+    bias_post_training_constraints: str | None = Field(default=None, pattern=_S3_URI)
+    explainability_config: str | None = Field(default=None, pattern=_S3_URI)
+    explainability_constraints: str | None = Field(default=None, pattern=_S3_URI)
 
     @classmethod
     def from_package(cls, package: Mapping[str, Any]) -> Baselines | None:
@@ -62,6 +71,11 @@ class Baselines(_Strict):
             data_quality_constraints=constraints,
             model_quality_statistics=uri("ModelQuality", "Statistics"),
             model_quality_constraints=uri("ModelQuality", "Constraints"),
+            bias_config=uri("Bias", "ConfigFile"),
+            bias_pre_training_constraints=uri("Bias", "PreTrainingConstraints"),
+            bias_post_training_constraints=uri("Bias", "PostTrainingConstraints"),
+            explainability_config=uri("Explainability", "ConfigFile"),
+            explainability_constraints=uri("Explainability", "Constraints"),
         )
 
 

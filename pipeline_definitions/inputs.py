@@ -15,7 +15,9 @@ train.py as ``--key value``); scikit-learn framework ``1.2-1``; registered for
 real-time inference on ``ml.m5.large``/``ml.m5.xlarge`` and batch transform on
 ``ml.m5.xlarge``. The source is the feature group ``feature_group_name``
 (label ``target_column``, model inputs ``feature_columns`` in that order),
-queried through the Athena workgroup ``athena_workgroup``.
+queried through the Athena workgroup ``athena_workgroup``. No bias or
+explainability baseline (``bias_config``/``explainability_config`` empty);
+set them with :func:`bias_settings` and :func:`explainability_settings`.
 
 This module imports nothing from the SageMaker SDK (it is cheap to import).
 """
@@ -106,6 +108,9 @@ class PipelineInputs:
     inference_instance_types: tuple[str, ...] = ("ml.m5.large", "ml.m5.xlarge")
     transform_instance_types: tuple[str, ...] = ("ml.m5.xlarge",)
     tags: tuple[tuple[str, str], ...] = field(default=())
+    # Canonical JSON (bias_settings / explainability_settings); "" registers no such baseline.
+    bias_config: str = ""
+    explainability_config: str = ""
 
     def __post_init__(self) -> None:
         # Normalise collection fields so equal inputs hash and serialise equally
@@ -233,6 +238,28 @@ class PipelineInputs:
                 not key.startswith("sagemaker_"),
                 f"hyperparameter {key!r} is reserved for the SageMaker training toolkit",
             )
+        if self.bias_config:
+            bias = _settings(self.bias_config, "bias_config", {"facets", "label_values", "probability_threshold"})
+            facets = bias.get("facets") or []
+            need(bool(facets), "bias_config needs at least one facet")
+            for facet in facets:
+                need(
+                    facet.get("name") in self.feature_columns and ("values" in facet) != ("threshold" in facet),
+                    f"bias_config facet {facet!r} must name a feature column and give values or a threshold",
+                )
+            need(bias.get("label_values") in ([0], [1]), "bias_config label_values must be [0] or [1]")
+            need(0.0 <= float(bias.get("probability_threshold", -1)) <= 1.0, "bias_config probability_threshold")
+            need(self.bias_config == _canonical(bias), "bias_config must be canonical JSON (use bias_settings)")
+        if self.explainability_config:
+            shap = _settings(self.explainability_config, "explainability_config", {"num_samples", "agg_method"})
+            need(
+                shap.get("agg_method") in AGG_METHODS, f"explainability_config agg_method must be one of {AGG_METHODS}"
+            )
+            need(isinstance(shap.get("num_samples"), int) and shap["num_samples"] >= 1, "explainability num_samples")
+            need(
+                self.explainability_config == _canonical(shap),
+                "explainability_config must be canonical JSON (use explainability_settings)",
+            )
 
     # -- derived values -----------------------------------------------------
 
@@ -273,6 +300,47 @@ class PipelineInputs:
         if unknown:
             raise ValueError(f"PipelineInputs: unknown fields {unknown}")
         return cls(**data)
+
+
+AGG_METHODS = ("mean_abs", "median", "mean_sq")
+
+
+def _canonical(document: object) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def _settings(text: str, name: str, keys: set[str]) -> dict:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ValueError(f"PipelineInputs: {name} is not JSON") from None
+    if not isinstance(data, dict) or set(data) != keys:
+        raise ValueError(f"PipelineInputs: {name} must be an object with keys {sorted(keys)}")
+    return data
+
+
+def bias_settings(
+    facets: Iterable[tuple[str, list | float]], label_values: Iterable[int], probability_threshold: float
+) -> str:
+    """``PipelineInputs.bias_config``: facets as (feature, list of the group's values, or a threshold number)."""
+    entries: list[dict[str, object]] = []
+    for name, group in facets:
+        if isinstance(group, list | tuple):
+            entries.append({"name": name, "values": list(group)})
+        else:
+            entries.append({"name": name, "threshold": float(group)})
+    return _canonical(
+        {
+            "facets": entries,
+            "label_values": [int(v) for v in label_values],
+            "probability_threshold": float(probability_threshold),
+        }
+    )
+
+
+def explainability_settings(num_samples: int, agg_method: str) -> str:
+    """``PipelineInputs.explainability_config``: Kernel SHAP samples and the aggregation of global SHAP values."""
+    return _canonical({"num_samples": int(num_samples), "agg_method": agg_method})
 
 
 def _pairs(value: Iterable | Mapping, name: str) -> tuple[tuple[str, str], ...]:

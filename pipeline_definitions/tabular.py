@@ -25,7 +25,12 @@ store) -> Preprocess (processing) -> Train (training) -> Evaluate (processing,
 ``binary_classification_metrics.<metric>.value >= MetricThreshold``) -> Register
 (model package in ``inputs.model_package_group_arn``, status from the
 ``ModelApprovalStatus`` parameter, default ``PendingManualApproval``) or
-MetricBelowThreshold (fail). Step outputs go to
+MetricBelowThreshold (fail). With ``inputs.bias_config`` Evaluate also writes
+the bias baseline (``bias/``: Clarify analysis config, pre- and post-training
+reports and constraints), registered as ``ModelMetrics.Bias`` and
+``DriftCheckBaselines.Bias``; with ``inputs.explainability_config`` the SHAP
+baseline (``explainability/``), registered as ``ModelMetrics.Explainability``
+and ``DriftCheckBaselines.Explainability``. Step outputs go to
 ``<artifacts_s3_uri>/<execution id>/<step>/<output>``.
 
 Parameters: IngestDataUrl (default ``inputs.ingest_data_uri``, empty: nothing
@@ -145,9 +150,35 @@ def _refuse_aws_calls(model=None, **_kwargs):
     )
 
 
+def _validate_sdk_config_once() -> None:
+    """Make the SDK validate each distinct config once instead of on every lookup.
+
+    The SDK checks the session's config against its JSON schema whenever it reads
+    a value (about 80 times per build, 0.4 s each: nine tenths of a build). The
+    config is our constant; validating it again cannot change the answer.
+    """
+    from sagemaker.core.config.config_manager import SageMakerConfig
+
+    original = SageMakerConfig.validate_sagemaker_config
+    if getattr(original, "validates_once", False):
+        return
+    valid: set[str] = set()
+
+    def validate(sagemaker_config=None):
+        key = json.dumps(sagemaker_config, sort_keys=True, default=str)
+        if key not in valid:
+            original(sagemaker_config)
+            valid.add(key)
+
+    validate.validates_once = True  # type: ignore[attr-defined]
+    SageMakerConfig.validate_sagemaker_config = staticmethod(validate)  # type: ignore[method-assign]
+
+
 def _session(inputs: PipelineInputs):
     import boto3
     from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    _validate_sdk_config_once()
 
     class _OfflinePipelineSession(PipelineSession):
         # The stock default_bucket() calls S3 (ListBuckets/HeadBucket) to create
@@ -216,7 +247,7 @@ def training_image_uri(inputs: PipelineInputs) -> str:
 
 def _build_pipeline(inputs: PipelineInputs):
     from sagemaker.core.drift_check_baselines import DriftCheckBaselines
-    from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.core.model_metrics import FileSource, MetricsSource, ModelMetrics
     from sagemaker.core.network import NetworkConfig
     from sagemaker.core.processing import ScriptProcessor
     from sagemaker.core.shapes import (
@@ -499,6 +530,8 @@ def _build_pipeline(inputs: PipelineInputs):
             f"{PROCESSING_ROOT}/validation",
             "--quality-thresholds",
             ",".join(f"{name}={value}" for name, value in inputs.quality_thresholds),
+            *(["--bias-config", inputs.bias_config] if inputs.bias_config else []),
+            *(["--explainability-config", inputs.explainability_config] if inputs.explainability_config else []),
         ],
     )
     evaluate = ProcessingStep(name="Evaluate", step_args=evaluate_args, property_files=[evaluation_report])
@@ -521,6 +554,33 @@ def _build_pipeline(inputs: PipelineInputs):
     quality_constraints = MetricsSource(
         content_type="application/json", s3_uri=evaluation_file("model_quality", "constraints.json")
     )
+
+    def evaluation_json(*path: str):
+        return MetricsSource(content_type="application/json", s3_uri=evaluation_file(*path))
+
+    # Bias and SHAP baselines (evaluate.py writes them where the inputs ask for them).
+    clarify_metrics: dict = {}
+    clarify_baselines: dict = {}
+    if inputs.bias_config:
+        clarify_metrics.update(
+            bias_pre_training=evaluation_json("bias", "pre_training_report.json"),
+            bias_post_training=evaluation_json("bias", "post_training_report.json"),
+        )
+        clarify_baselines.update(
+            bias_config_file=FileSource(
+                content_type="application/json", s3_uri=evaluation_file("bias", "analysis_config.json")
+            ),
+            bias_pre_training_constraints=evaluation_json("bias", "pre_training_constraints.json"),
+            bias_post_training_constraints=evaluation_json("bias", "post_training_constraints.json"),
+        )
+    if inputs.explainability_config:
+        clarify_metrics["explainability"] = evaluation_json("explainability", "report.json")
+        clarify_baselines.update(
+            explainability_config_file=FileSource(
+                content_type="application/json", s3_uri=evaluation_file("explainability", "analysis_config.json")
+            ),
+            explainability_constraints=evaluation_json("explainability", "constraints.json"),
+        )
     baseline_uri = preprocess_output("baseline")
     statistics_uri = Join(on="/", values=[baseline_uri, "statistics.json"])
     constraints_uri = Join(on="/", values=[baseline_uri, "constraints.json"])
@@ -552,6 +612,7 @@ def _build_pipeline(inputs: PipelineInputs):
             model_constraints=quality_constraints,
             model_data_statistics=MetricsSource(content_type="application/json", s3_uri=statistics_uri),
             model_data_constraints=MetricsSource(content_type="application/json", s3_uri=constraints_uri),
+            **clarify_metrics,
         ),
         # What monitoring compares the served version with (mlops releases export copies the URIs).
         drift_check_baselines=DriftCheckBaselines(
@@ -559,6 +620,7 @@ def _build_pipeline(inputs: PipelineInputs):
             model_constraints=quality_constraints,
             model_data_statistics=MetricsSource(content_type="application/json", s3_uri=statistics_uri),
             model_data_constraints=MetricsSource(content_type="application/json", s3_uri=constraints_uri),
+            **clarify_baselines,
         ),
         # Evidence for the approval guard: which pipeline run produced this version
         # and which metric gated it (its value is in ModelMetrics' evaluation.json).

@@ -508,7 +508,8 @@ def check_model_monitor(config: PlatformConfig, target: Target, client: Any) -> 
     files = projects[0] if len(projects) == 1 else "{" + ",".join(projects) + "}"
     fix = (
         f"set monitoring.engine: pipeline in config/projects/{files}.yaml "
-        "(the platform's drift check, any account), or have AWS enable Model Monitor for this account"
+        "(the platform's drift check, any account; it has no bias or explainability checks, so turn those off), "
+        "or have AWS enable Model Monitor for this account"
     )
     try:
         client.list_monitoring_schedules(MaxResults=1)

@@ -148,8 +148,7 @@ class ServingStack(Stack):
                     )
                 ],
             )
-        quality = "data and model quality" if self.monitoring.model_quality else "data quality"
-        return f"{settings.engine}: {quality} on version {served.version}'s baselines, {settings.schedule}"
+        return self.monitoring.describe()
 
     def _model_role(
         self,
@@ -164,7 +163,7 @@ class ServingStack(Stack):
         dev_keys = naming.key_arn_pattern("dev")
         capture = f"{naming.bucket_arn(stage)}/{naming.data_capture_prefix(project.name)}/*"
         images = f"arn:aws:ecr:{self.region}:*:repository/*"
-        log_groups = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/Endpoints/{endpoint_name}*"
+        log_groups = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/Endpoints/{endpoint_name}:*"
         role = ServiceRole(
             self,
             "ModelRole",

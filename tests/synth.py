@@ -112,7 +112,8 @@ def release(
     """A release manifest naming versions of the project's model package group.
 
     Each version supports the instance types the project's pipeline registers (its serving config's) and,
-    unless ``baselines`` is false, carries the drift-check baselines its pipeline run registered.
+    unless ``baselines`` is false, carries the drift-check baselines its pipeline run registered (bias and
+    explainability ones where the project's monitoring asks for them, as the pipeline registers them).
     """
     from mlops_platform.naming import Naming
     from mlops_platform.release_manifest import Baselines, ModelVersion, ReleaseManifest
@@ -126,11 +127,25 @@ def release(
         if not baselines:
             return None
         run = f"s3://{naming.artifacts_bucket('dev')}/{naming.project_prefix(project)}/pipeline/{naming.pipeline_name(project)}/run-{version}"
+        monitoring = config.projects[project].monitoring
+        clarify: dict[str, str] = {}
+        if monitoring.enabled and monitoring.bias.enabled:
+            clarify.update(
+                bias_config=f"{run}/Evaluate/evaluation/bias/analysis_config.json",
+                bias_pre_training_constraints=f"{run}/Evaluate/evaluation/bias/pre_training_constraints.json",
+                bias_post_training_constraints=f"{run}/Evaluate/evaluation/bias/post_training_constraints.json",
+            )
+        if monitoring.enabled and monitoring.explainability.enabled:
+            clarify.update(
+                explainability_config=f"{run}/Evaluate/evaluation/explainability/analysis_config.json",
+                explainability_constraints=f"{run}/Evaluate/evaluation/explainability/constraints.json",
+            )
         return Baselines(
             data_quality_statistics=f"{run}/Preprocess/baseline/statistics.json",
             data_quality_constraints=f"{run}/Preprocess/baseline/constraints.json",
             model_quality_statistics=f"{run}/Evaluate/evaluation/model_quality/statistics.json",
             model_quality_constraints=f"{run}/Evaluate/evaluation/model_quality/constraints.json",
+            **clarify,
         )
 
     def ref(version: int | None) -> ModelVersion | None:

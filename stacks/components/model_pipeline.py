@@ -16,7 +16,7 @@ from constructs import Construct
 from mlops_platform.config import SERVING_STAGES, ProjectSettings
 from mlops_platform.naming import Naming
 from pipeline_definitions import PipelineInputs, build_train_source_tarball, definition_for, script_path
-from pipeline_definitions.inputs import DEFAULT_HYPERPARAMETERS
+from pipeline_definitions.inputs import DEFAULT_HYPERPARAMETERS, bias_settings, explainability_settings
 
 # Stand-ins the SDK accepts as literal ids; replaced by deploy-time references (Fn::Sub) afterwards.
 _KEY_STAND_IN = "0f5a0f5a-0f5a-4f5a-8f5a-0f5a0f5a0f5a"
@@ -66,6 +66,7 @@ class ModelPipeline(Construct):
         bucket = naming.artifacts_bucket("dev")
         prefix = f"{naming.project_prefix(project.name)}/pipeline"
         threshold = project.approval.metric_thresholds[project.approval.primary_metric]
+        clarify = clarify_baselines(project)
         self.inputs = PipelineInputs(
             pipeline_name=naming.pipeline_name(project.name),
             region=stack.region,
@@ -98,6 +99,8 @@ class ModelPipeline(Construct):
             hyperparameters=tuple(sorted((k, str(v)) for k, v in config.hyperparameters.items()))
             or DEFAULT_HYPERPARAMETERS,
             inference_instance_types=serving_instance_types(project) or PipelineInputs.inference_instance_types,
+            bias_config=clarify.get("bias_config", ""),
+            explainability_config=clarify.get("explainability_config", ""),
         )
         text = definition_for(self.inputs, definition_cache)
         self.definition = json.loads(text)
@@ -135,6 +138,24 @@ class ModelPipeline(Construct):
 
     def code_object_keys(self) -> list[str]:
         return sorted(a.s3_object_key for a in self.code_assets)
+
+
+def clarify_baselines(project: ProjectSettings) -> dict[str, str]:
+    """The bias and explainability baselines the pipeline registers: where monitoring asks for them, else none."""
+    monitoring = project.monitoring
+    settings: dict[str, str] = {}
+    if not monitoring.enabled:
+        return settings
+    if monitoring.bias.enabled:
+        settings["bias_config"] = bias_settings(
+            [(f.name, f.value_or_threshold) for f in monitoring.bias.facets],
+            monitoring.bias.label_values_or_threshold,
+            monitoring.bias_probability_threshold,
+        )
+    if monitoring.explainability.enabled:
+        shap = monitoring.explainability
+        settings["explainability_config"] = explainability_settings(shap.num_samples, shap.agg_method)
+    return settings
 
 
 def serving_instance_types(project: ProjectSettings) -> tuple[str, ...]:

@@ -26,8 +26,12 @@ from stacks.components.roles import ServiceRole
 DRIFT_SCRIPT = Path(__file__).resolve().parents[2] / "pipeline_definitions" / "scripts" / "monitoring" / "drift.py"
 DATA_METRICS = "aws/sagemaker/Endpoints/data-metrics"
 MODEL_METRICS = "aws/sagemaker/Endpoints/model-metrics"
+# Clarify's bias monitor publishes bias_metric_<short name> here, one series per facet and stage (documented).
+BIAS_METRICS = "aws/sagemaker/Endpoints/bias-metrics"
 PROCESSING = "/opt/ml/processing"
 MONITORING_INSTANCE = "ml.m5.xlarge"
+# The log group every SageMaker processing job of an account writes to.
+PROCESSING_JOB_LOGS = "/aws/sagemaker/ProcessingJobs"
 
 
 def window_hours(schedule: str) -> int:
@@ -76,6 +80,15 @@ class ModelMonitoring(Construct):
     the retraining path forwards (:func:`retraining_pattern`). Jobs run with a
     role of their own, KMS on outputs and volumes; Model Monitor jobs run
     network-isolated, the drift check reads S3 and writes metrics itself.
+
+    With ``model_monitor``, ``monitoring.bias`` adds a ModelBias schedule (the
+    Clarify image; the registered analysis config and post-training
+    constraints; the ground truth of model quality) with alarms on each facet's
+    live DPPL, and ``monitoring.explainability`` a ModelExplainability
+    schedule (registered SHAP config and constraints); both only when the
+    served version was registered with those baselines (``skipped`` says why
+    not), and a rule notifies ``topic`` of their runs that complete with
+    violations.
     """
 
     def __init__(
@@ -106,6 +119,22 @@ class ModelMonitoring(Construct):
         self.alarms: list[cloudwatch.Alarm] = []
         quality = self.settings.model_quality.enabled and served.baselines.model_quality_constraints is not None
         self.model_quality = quality
+        baselines = served.baselines
+        # What ran, and why a configured kind did not: the synth summary says both.
+        self.skipped: list[str] = []
+        self.bias = self.settings.bias.enabled and bool(
+            baselines.bias_config and baselines.bias_post_training_constraints
+        )
+        if self.settings.bias.enabled and not self.bias:
+            self.skipped.append(f"bias off: version {served.version} was registered without bias baselines")
+        self.explainability = self.settings.explainability.enabled and bool(
+            baselines.explainability_config and baselines.explainability_constraints
+        )
+        if self.settings.explainability.enabled and not self.explainability:
+            self.skipped.append(
+                f"explainability off: version {served.version} was registered without explainability baselines"
+            )
+        self.clarify_schedules: list[str] = []
         if self.settings.engine == "model_monitor":
             schedules = self._model_monitor(stack, quality, depends_on)
             failed = {
@@ -124,6 +153,10 @@ class ModelMonitoring(Construct):
             }
             data_schedule = quality_schedule = naming.drift_pipeline_name(project.name, stage)
         self._alarms(features, data_schedule, quality_schedule if quality else None, topic)
+        if self.bias:
+            self._bias_alarms(f"{naming.prefix}-{project.name}-{stage}-model-bias", topic)
+        if self.clarify_schedules:
+            self._violation_rule(topic)
         # L1 rule: CDK's SnsTopic target would also write an unscoped grant for EventBridge into the
         # baseline's key policy; the baseline admits EventBridge for this account's resources already.
         self.failed_runs = events.CfnRule(
@@ -183,12 +216,18 @@ class ModelMonitoring(Construct):
             iam.PolicyStatement(
                 sid="JobLogs",
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[f"arn:aws:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/*"],
+                # Processing jobs (monitoring runs, the drift check) log to this one group, a stream per job;
+                # /aws/sagemaker/* would also reach every endpoint's logs, another project's included.
+                resources=[
+                    f"arn:aws:logs:{stack.region}:{stack.account}:log-group:{PROCESSING_JOB_LOGS}",
+                    f"arn:aws:logs:{stack.region}:{stack.account}:log-group:{PROCESSING_JOB_LOGS}:*",
+                ],
             ),
             iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
         ]
         ground_truth = self.settings.model_quality.ground_truth_s3_uri
-        if self.settings.model_quality.enabled and ground_truth:
+        reads_truth = bool(ground_truth) and (self.settings.model_quality.enabled or self.settings.bias.enabled)
+        if reads_truth and ground_truth:
             truth_bucket, _, truth_prefix = ground_truth.removeprefix("s3://").partition("/")
             statements.append(
                 iam.PolicyStatement(
@@ -213,6 +252,14 @@ class ModelMonitoring(Construct):
                     resources=[_repository_arn(catalog.model_monitor_image(stack.region))],
                 )
             )
+            if self.settings.bias.enabled or self.settings.explainability.enabled:
+                statements.append(
+                    iam.PolicyStatement(
+                        sid="PullClarify",
+                        actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                        resources=[_repository_arn(catalog.clarify_image(stack.region))],
+                    )
+                )
         else:
             statements.append(
                 iam.PolicyStatement(
@@ -237,12 +284,12 @@ class ModelMonitoring(Construct):
             (naming.key_arn_pattern("dev"), "Key ids differ per account; kms:ResourceAliases pins the dev key."),
             ("*", "PutMetricData (pinned to SageMaker endpoint namespaces) and ECR login have no resource ARNs."),
             (
-                f"arn:aws:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/*",
-                "SageMaker processing job log groups, named per job.",
+                f"arn:aws:logs:{stack.region}:{stack.account}:log-group:{PROCESSING_JOB_LOGS}:*",
+                "The processing jobs' log group; its streams are named per job.",
             ),
         ):
             role.acknowledge(f"AwsSolutions-IAM5[Resource::{resource}]", reason)
-        if ground_truth and self.settings.model_quality.enabled:
+        if reads_truth and ground_truth:
             truth_bucket, _, truth_prefix = ground_truth.removeprefix("s3://").partition("/")
             role.acknowledge(
                 f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{truth_bucket}/{truth_prefix.rstrip('/')}/*]",
@@ -362,6 +409,84 @@ class ModelMonitoring(Construct):
             definitions.append(
                 ("ModelQualitySchedule", "ModelQuality", quality_job, _name_of(quality_job.attr_job_definition_arn))
             )
+        clarify = catalog.clarify_image(stack.region) if self.bias or self.explainability else ""
+        if self.bias:
+            bias_kind = sagemaker.CfnModelBiasJobDefinition
+            bias_job = sagemaker.CfnModelBiasJobDefinition(
+                self,
+                "ModelBias",
+                model_bias_app_specification=bias_kind.ModelBiasAppSpecificationProperty(
+                    config_uri=baselines.bias_config or "",
+                    image_uri=clarify,
+                    environment={"publish_cloudwatch_metrics": "Enabled"},
+                ),
+                # Model Monitor's bias monitor compares post-training metrics (the pre-training ones are evidence).
+                model_bias_baseline_config=bias_kind.ModelBiasBaselineConfigProperty(
+                    constraints_resource=bias_kind.ConstraintsResourceProperty(
+                        s3_uri=baselines.bias_post_training_constraints
+                    )
+                ),
+                model_bias_job_input=bias_kind.ModelBiasJobInputProperty(
+                    endpoint_input=bias_kind.EndpointInputProperty(
+                        endpoint_name=self.endpoint_name,
+                        local_path=f"{PROCESSING}/input/endpoint",
+                        s3_input_mode="File",
+                        s3_data_distribution_type="FullyReplicated",
+                        # One probability per row (CSV column 0); at or above the threshold is the positive label.
+                        probability_attribute="0",
+                        probability_threshold_attribute=self.settings.bias_probability_threshold,
+                    ),
+                    ground_truth_s3_input=bias_kind.MonitoringGroundTruthS3InputProperty(
+                        s3_uri=self.settings.model_quality.ground_truth_s3_uri or ""
+                    ),
+                ),
+                model_bias_job_output_config=output(bias_kind, "model-bias"),
+                job_resources=resources(bias_kind),
+                network_config=network(bias_kind),
+                role_arn=self.role.role.role_arn,
+                stopping_condition=bias_kind.StoppingConditionProperty(max_runtime_in_seconds=3600),
+            )
+            bias_job.node.add_dependency(self.role)
+            definitions.append(("ModelBiasSchedule", "ModelBias", bias_job, _name_of(bias_job.attr_job_definition_arn)))
+        if self.explainability:
+            shap_kind = sagemaker.CfnModelExplainabilityJobDefinition
+            shap_job = sagemaker.CfnModelExplainabilityJobDefinition(
+                self,
+                "ModelExplainability",
+                model_explainability_app_specification=shap_kind.ModelExplainabilityAppSpecificationProperty(
+                    config_uri=baselines.explainability_config or "",
+                    image_uri=clarify,
+                    environment={"publish_cloudwatch_metrics": "Enabled"},
+                ),
+                model_explainability_baseline_config=shap_kind.ModelExplainabilityBaselineConfigProperty(
+                    constraints_resource=shap_kind.ConstraintsResourceProperty(
+                        s3_uri=baselines.explainability_constraints
+                    )
+                ),
+                model_explainability_job_input=shap_kind.ModelExplainabilityJobInputProperty(
+                    endpoint_input=shap_kind.EndpointInputProperty(
+                        endpoint_name=self.endpoint_name,
+                        local_path=f"{PROCESSING}/input/endpoint",
+                        s3_input_mode="File",
+                        s3_data_distribution_type="FullyReplicated",
+                        probability_attribute="0",
+                    )
+                ),
+                model_explainability_job_output_config=output(shap_kind, "model-explainability"),
+                job_resources=resources(shap_kind),
+                network_config=network(shap_kind),
+                role_arn=self.role.role.role_arn,
+                stopping_condition=shap_kind.StoppingConditionProperty(max_runtime_in_seconds=3600),
+            )
+            shap_job.node.add_dependency(self.role)
+            definitions.append(
+                (
+                    "ModelExplainabilitySchedule",
+                    "ModelExplainability",
+                    shap_job,
+                    _name_of(shap_job.attr_job_definition_arn),
+                )
+            )
         arns = []
         for construct_id, kind, definition, name in definitions:
             schedule_name = f"{self.naming.prefix}-{self.project.name}-{self.stage}-{_kebab(kind)}"
@@ -381,6 +506,8 @@ class ModelMonitoring(Construct):
             if depends_on is not None:
                 schedule.node.add_dependency(depends_on)  # the endpoint must exist first
             arns.append(f"arn:aws:sagemaker:{stack.region}:{stack.account}:monitoring-schedule/{schedule_name}")
+            if kind in ("ModelBias", "ModelExplainability"):
+                self.clarify_schedules.append(arns[-1])
         return arns
 
     # ------------------------------------------------------------------ the drift-check pipeline
@@ -609,6 +736,86 @@ class ModelMonitoring(Construct):
                     True,
                     f"live {metric} below the approval threshold {threshold}",
                 )
+
+    def _bias_alarms(self, schedule: str, topic: sns.ITopic) -> None:
+        """Each facet's live DPPL outside [-max_dppl, max_dppl] alarms (the bias monitor publishes no violation count).
+
+        A Metrics Insights query, so the alarm needs only the dimensions known at
+        synth (schedule and facet): the documented ``Label``/``LabelValue``/
+        ``FacetValue`` spellings are left to the service.
+        """
+        prefix = self.naming.monitoring_alarm_prefix(self.project.name, self.stage)
+        tag = f"[project={self.project.name} stage={self.stage} version={self.served.version}]"
+        limit = self.settings.bias.max_dppl
+        for facet in self.settings.bias.facets:
+            for direction, aggregate, below in (("high", "MAX", False), ("low", "MIN", True)):
+                query = (
+                    f'SELECT {aggregate}(bias_metric_DPPL) FROM "{BIAS_METRICS}" '
+                    f"WHERE MonitoringSchedule = '{schedule}' AND Facet = '{facet.name}'"
+                )
+                created = cloudwatch.Alarm(
+                    self,
+                    f"Bias{_pascal(facet.name)}{direction.capitalize()}",
+                    alarm_name=f"{prefix}bias-{facet.name}-dppl-{direction}",
+                    alarm_description=(
+                        f"{self.endpoint_name}: live DPPL of facet {facet.name} "
+                        f"{'below -' if below else 'above '}{limit} {tag}"
+                    ),
+                    metric=cloudwatch.MathExpression(
+                        expression=query, using_metrics={}, period=Duration.hours(1), label=f"DPPL {facet.name}"
+                    ),
+                    threshold=-limit if below else limit,
+                    comparison_operator=(
+                        cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
+                        if below
+                        else cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+                    ),
+                    evaluation_periods=1,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+                created.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+                self.alarms.append(created)
+
+    def _violation_rule(self, topic: sns.ITopic) -> None:
+        """Bias and explainability runs that complete with violations notify the owners.
+
+        Neither monitor publishes a violation metric (explainability's check, an
+        nDCG of the global SHAP ranking below 0.9, is not published at all), so
+        this rule reads the run's processing job instead: its exit message starts
+        with ``CompletedWithViolations``. It notifies; it does not ask for retraining.
+        """
+        self.violations = events.CfnRule(
+            self,
+            "ClarifyViolations",
+            description=f"{self.endpoint_name}: a bias or explainability run found violations",
+            event_pattern={
+                "source": ["aws.sagemaker"],
+                "detail-type": ["SageMaker Processing Job State Change"],
+                "detail": {
+                    "ProcessingJobStatus": ["Completed"],
+                    "ExitMessage": [{"prefix": "CompletedWithViolations"}],
+                    "MonitoringScheduleArn": list(self.clarify_schedules),
+                },
+            },
+            targets=[events.CfnRule.TargetProperty(id="Owners", arn=topic.topic_arn)],
+        )
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ClarifyViolations",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": self.violations.attr_arn}},
+            )
+        )
+
+    def describe(self) -> str:
+        """One line for the synth summary: the engine, what it checks on which version, and what it skipped."""
+        kinds = ["data and model quality" if self.model_quality else "data quality"]
+        kinds += [name for name, on in (("bias", self.bias), ("explainability", self.explainability)) if on]
+        text = f"{self.settings.engine}: {', '.join(kinds)} on version {self.served.version}'s baselines, "
+        text += self.settings.schedule
+        return "; ".join([text, *self.skipped])
 
 
 def _processing_input(name: str, uri: str, local: str) -> dict:

@@ -95,7 +95,12 @@ def test_model_monitor_checks_model_quality_against_ground_truth(example):
 def test_schedules_run_on_the_configured_cron_after_the_endpoint_exists(example):
     schedules = _resources(example, "mlops-prod-churn-serving", "AWS::SageMaker::MonitoringSchedule")
     by_name = {s["Properties"]["MonitoringScheduleName"]: s for s in schedules.values()}
-    assert sorted(by_name) == ["mlops-churn-prod-data-quality", "mlops-churn-prod-model-quality"]
+    assert sorted(by_name) == [
+        "mlops-churn-prod-data-quality",
+        "mlops-churn-prod-model-bias",  # bias and explainability: tests/monitoring/test_bias_stacks.py
+        "mlops-churn-prod-model-explainability",
+        "mlops-churn-prod-model-quality",
+    ]
     endpoint = next(iter(_resources(example, "mlops-prod-churn-serving", "AWS::SageMaker::Endpoint")))
     for schedule in by_name.values():
         config = schedule["Properties"]["MonitoringScheduleConfig"]
@@ -237,7 +242,7 @@ def test_monitoring_off_synthesizes_none_of_it(single_account):
 
 def test_the_summary_says_what_is_monitored(example, single_account):
     assert example.template("mlops-prod-churn-serving")["Outputs"]["Monitoring"]["Value"] == (
-        "model_monitor: data and model quality on version 2's baselines, cron(0 * ? * * *)"
+        "model_monitor: data and model quality, bias, explainability on version 2's baselines, cron(0 * ? * * *)"
     )
     assert single_account.template("mlops-staging-churn-serving")["Outputs"]["Monitoring"]["Value"].startswith(
         "pipeline: data and model quality on version 1's baselines"
@@ -364,5 +369,6 @@ def test_the_synth_summary_lists_monitoring(example):
 
     (line,) = [line for line in summarize(example.outdir) if "mlops-prod-churn-serving" in line]
     assert line.endswith(
-        "; monitoring: model_monitor: data and model quality on version 2's baselines, cron(0 * ? * * *)"
+        "; monitoring: model_monitor: data and model quality, bias, explainability on version 2's baselines, "
+        "cron(0 * ? * * *)"
     )

@@ -17,7 +17,50 @@ Defaults:
   entry (``auc=0.75,accuracy=0.7``: the approval policy's thresholds, so live
   quality alarms where an approval would have been refused);
 - ``--threshold 0.5`` (score cut-off for the label metrics),
-  ``--bootstrap-rounds 200`` and ``--seed 42`` (for the standard deviations).
+  ``--bootstrap-rounds 200`` and ``--seed 42`` (for the standard deviations);
+- ``--bias-config`` (optional JSON ``{"facets": [{"name", "values" | "threshold"}],
+  "label_values": [1], "probability_threshold": 0.5}``; needs
+  ``--validation-dir``): writes the **bias baseline** under ``bias/``, see
+  *Bias* below;
+- ``--explainability-config`` (optional JSON ``{"num_samples", "agg_method"}``;
+  needs ``--validation-dir``): writes the **SHAP baseline** under
+  ``explainability/``, see *Explainability*; ``--shap-rows 100`` validation
+  rows (a seeded sample) are explained.
+
+Bias (SageMaker Clarify's definitions and short names, on the validation
+split; facet group *d*: rows whose feature is one of ``values``, or above
+``threshold``; *a*: the other rows; a label or prediction is positive when it
+equals ``label_values[0]``, a prediction is 1 when its score is at least
+``probability_threshold``): pre-training **CI** = (n_a - n_d) / (n_a + n_d)
+and **DPL** = q_a - q_d (q: the share of positive labels); post-training
+**DPPL** = q'_a - q'_d (q': the share of positive predictions), **DI** = q'_d
+/ q'_a and **AD** = accuracy_a - accuracy_d. A metric that is undefined (an
+empty group, DI with q'_a = 0) is ``null`` in the report and left out of the
+constraints. Files: ``analysis_config.json`` (Clarify's analysis
+configuration, which Model Monitor's bias job reads: ``text/csv``, headers =
+features then label, label, ``label_values_or_threshold``, ``facet``,
+``probability_threshold``, the methods above), ``pre_training_report.json``
+and ``post_training_report.json`` (Clarify's ``analysis.json`` sections
+``pre_training_bias_metrics`` / ``post_training_bias_metrics``), and
+``pre_training_constraints.json`` / ``post_training_constraints.json`` (the
+same metrics, the form Model Monitor compares a run's ``analysis.json`` with:
+a live metric further from zero than its baseline is a violation).
+
+Explainability: Shapley values of each explained row's churn score against
+one **baseline row** (numeric features: the validation median; text: the most
+frequent value), i.e. the quantity Clarify's Kernel SHAP estimates when given
+that baseline. With up to 10 features they are computed exactly (every
+coalition); with more, from ``num_samples`` seeded random permutations per row
+(the permutation-sampling estimator). Global values aggregate the rows with
+``agg_method`` (``mean_abs``: mean of absolute values, ``median``, ``mean_sq``:
+mean of squares). Files: ``analysis_config.json`` (Clarify: headers = the
+features, ``methods.shap`` with the baseline row, ``num_samples``,
+``agg_method``; ``predictor`` CSV in and out, no ``model_name``: Model Monitor
+fills in the endpoint's model), ``report.json`` and ``constraints.json``
+(Clarify's ``explanations.kernel_shap.label0``: ``global_shap_values`` and
+``expected_value``, the score of the baseline row; Model Monitor flags a run
+whose global SHAP ranking scores an nDCG below 0.9 against it) and
+``method.json`` (how the values were computed).
 
 Test labels must be binary (0/1, "0"/"1", true/false): anything else stops
 the step with exit code 2 and one line naming the column and the bad values.
@@ -99,6 +142,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--validation-dir", default=None)
     parser.add_argument("--quality-thresholds", default="", help="metric=threshold,... for constraints.json")
+    parser.add_argument("--bias-config", default="", help="JSON: facets, label_values, probability_threshold")
+    parser.add_argument("--explainability-config", default="", help="JSON: num_samples, agg_method")
+    parser.add_argument("--shap-rows", type=int, default=100)
     return parser.parse_args(argv)
 
 
@@ -270,6 +316,15 @@ def run(args: argparse.Namespace) -> dict:
         probabilities = model.predict_proba(coerce_features(features, schema))[:, 1]
         if args.validation_dir:
             write_quality_baseline(model, schema, args, thresholds)
+        if args.bias_config or args.explainability_config:
+            if not args.validation_dir:
+                raise BadData("--bias-config and --explainability-config need --validation-dir")
+            frame, validation_labels = read_test(args.validation_dir, schema)
+            if args.bias_config:
+                write_bias_baseline(model, schema, frame, validation_labels, _json_arg(args.bias_config), args)
+            if args.explainability_config:
+                config = _json_arg(args.explainability_config)
+                write_explainability_baseline(model, schema, frame, config, args)
     return evaluate(labels, probabilities, args.threshold, args.bootstrap_rounds, args.seed)
 
 
@@ -286,6 +341,274 @@ def write_quality_baseline(model, schema: dict, args: argparse.Namespace, thresh
         "statistics.json": evaluate(labels, probabilities, args.threshold, args.bootstrap_rounds, args.seed),
         "constraints.json": model_quality_constraints(thresholds),
     }
+    for name, document in documents.items():
+        with open(os.path.join(directory, name), "w") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+
+
+# --------------------------------------------------------------------------- bias
+
+PRE_TRAINING = (("CI", "Class Imbalance (CI)"), ("DPL", "Difference in Positive Proportions in Labels (DPL)"))
+POST_TRAINING = (
+    ("DPPL", "Difference in Positive Proportions in Predicted Labels (DPPL)"),
+    ("DI", "Disparate Impact (DI)"),
+    ("AD", "Accuracy Difference (AD)"),
+)
+
+
+def _json_arg(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise BadData(f"not a JSON object: {text[:80]!r}") from None
+    if not isinstance(value, dict):
+        raise BadData(f"not a JSON object: {text[:80]!r}")
+    return value
+
+
+def facet_group(series: pd.Series, facet: dict) -> np.ndarray:
+    """Rows of the sensitive group: the feature is one of ``facet["values"]``, or above ``facet["threshold"]``."""
+    numeric = pd.to_numeric(series, errors="coerce")
+    if "threshold" in facet:
+        return (numeric > float(facet["threshold"])).to_numpy(dtype=bool)
+    values = facet["values"]
+    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    by_number = numeric.isin(numbers).to_numpy(dtype=bool) if numbers else np.zeros(len(series), dtype=bool)
+    by_text = series.astype(str).str.strip().isin({str(v).strip() for v in values}).to_numpy(dtype=bool)
+    return by_number | by_text
+
+
+def _share(values: np.ndarray) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+def _difference(left: float | None, right: float | None) -> float | None:
+    return None if left is None or right is None else left - right
+
+
+def bias_metrics(labels: np.ndarray, predicted: np.ndarray, group: np.ndarray, positive: int) -> dict:
+    """Clarify's CI, DPL (pre-training) and DPPL, DI, AD (post-training) of facet group ``group`` (d) vs the rest (a).
+
+    ``labels`` and ``predicted`` are 0/1; ``positive`` is the label value of the positive outcome.
+    """
+    outcome, forecast, d = labels == positive, predicted == positive, group.astype(bool)
+    a = ~d
+    n_a, n_d = int(a.sum()), int(d.sum())
+    q_a, q_d = _share(outcome[a]), _share(outcome[d])
+    p_a, p_d = _share(forecast[a]), _share(forecast[d])
+    correct = outcome == forecast
+    return {
+        "CI": _ratio(n_a - n_d, n_a + n_d) if n_a + n_d else None,
+        "DPL": _difference(q_a, q_d),
+        "DPPL": _difference(p_a, p_d),
+        "DI": p_d / p_a if p_a and p_d is not None else None,
+        "AD": _difference(_share(correct[a]), _share(correct[d])),
+    }
+
+
+def _facet_label(facet: dict) -> str:
+    return str(facet["threshold"]) if "threshold" in facet else ",".join(str(v) for v in facet["values"])
+
+
+def bias_analysis_config(schema: dict, config: dict) -> dict:
+    """Clarify's analysis configuration for the bias monitor (and a Clarify processing job)."""
+    return {
+        "version": "1.0",
+        "dataset_type": "text/csv",
+        "headers": [*schema["features"], schema["target"]],
+        "label": schema["target"],
+        "label_values_or_threshold": list(config["label_values"]),
+        "facet": [
+            {
+                "name_or_index": facet["name"],
+                "value_or_threshold": [facet["threshold"]] if "threshold" in facet else list(facet["values"]),
+            }
+            for facet in config["facets"]
+        ],
+        "probability_threshold": float(config["probability_threshold"]),
+        "methods": {
+            "pre_training_bias": {"methods": [name for name, _ in PRE_TRAINING]},
+            "post_training_bias": {"methods": [name for name, _ in POST_TRAINING]},
+        },
+    }
+
+
+def _bias_section(schema: dict, config: dict, results: list[dict], names, keep_null: bool) -> dict:
+    facets: dict[str, list] = {}
+    for facet, metrics in zip(config["facets"], results, strict=True):
+        entries = [
+            {"name": name, "description": description, "value": metrics[name]}
+            for name, description in names
+            if keep_null or metrics[name] is not None
+        ]
+        facets.setdefault(facet["name"], []).append({"value_or_threshold": _facet_label(facet), "metrics": entries})
+    return {
+        "label": schema["target"],
+        "label_value_or_threshold": str(config["label_values"][0]),
+        "facets": facets,
+    }
+
+
+def write_bias_baseline(model, schema: dict, frame: pd.DataFrame, labels: np.ndarray, config: dict, args) -> None:
+    """``bias/``: the analysis config, the pre-/post-training reports and their constraints (see the module doc)."""
+    for facet in config.get("facets") or []:
+        if facet.get("name") not in schema["features"]:
+            raise BadData(f"bias facet {facet.get('name')!r} is not a model input ({', '.join(schema['features'])})")
+    if not config.get("facets"):
+        raise BadData("--bias-config names no facet")
+    threshold = float(config["probability_threshold"])
+    probabilities = model.predict_proba(coerce_features(frame, schema))[:, 1]
+    predicted = (probabilities >= threshold).astype("int64")
+    positive = int(config["label_values"][0])
+    results = [bias_metrics(labels, predicted, facet_group(frame[f["name"]], f), positive) for f in config["facets"]]
+    documents = {"analysis_config.json": bias_analysis_config(schema, config)}
+    for stage, names in (("pre_training", PRE_TRAINING), ("post_training", POST_TRAINING)):
+        key = f"{stage}_bias_metrics"
+        documents[f"{stage}_report.json"] = {"version": "1.0", key: _bias_section(schema, config, results, names, True)}
+        documents[f"{stage}_constraints.json"] = {
+            "version": "1.0",
+            key: _bias_section(schema, config, results, names, False),
+        }
+    _write_documents(os.path.join(args.output_dir, "bias"), documents)
+
+
+# --------------------------------------------------------------------------- explainability
+
+EXACT_SHAPLEY_MAX_FEATURES = 10
+
+
+def baseline_row(frame: pd.DataFrame, schema: dict) -> list:
+    """One row of raw feature values: numeric median, text most frequent value (ties: the first in sort order)."""
+    numeric = set(schema["numeric"])
+    coerced = coerce_features(frame, schema)
+    row: list = []
+    for name in schema["features"]:
+        column = coerced[name]
+        if name in numeric:
+            median = float(np.nanmedian(column.to_numpy(dtype="float64"))) if column.notna().any() else None
+            row.append(median)
+        else:
+            present = sorted(str(v) for v in column.dropna())
+            if not present:
+                row.append(None)
+                continue
+            counts = pd.Series(present).value_counts(sort=False)
+            row.append(str(counts.index[int(np.argmax(counts.to_numpy()))]))
+    return row
+
+
+def _model_scores(model, schema: dict, rows: np.ndarray) -> np.ndarray:
+    frame = pd.DataFrame(rows, columns=list(schema["features"]))
+    return model.predict_proba(coerce_features(frame, schema))[:, 1]
+
+
+def shapley_values(model, schema: dict, rows: np.ndarray, baseline: list, num_samples: int, seed: int) -> np.ndarray:
+    """Shapley values (rows x features) of the score against ``baseline``: exact up to 10 features, else sampled."""
+    count, width = rows.shape
+    base = np.array(baseline, dtype=object)
+    if width <= EXACT_SHAPLEY_MAX_FEATURES:
+        coalitions = np.array([[(m >> j) & 1 for j in range(width)] for m in range(2**width)], dtype=bool)
+        sizes = coalitions.sum(axis=1)
+        composite = np.where(coalitions[None, :, :], rows[:, None, :], base[None, None, :])
+        scores = _model_scores(model, schema, composite.reshape(-1, width)).reshape(count, len(coalitions))
+        weights = np.array(
+            [math.factorial(s) * math.factorial(width - s - 1) / math.factorial(width) for s in range(width)]
+        )
+        values = np.zeros((count, width))
+        for j in range(width):
+            without = np.flatnonzero(~coalitions[:, j])
+            values[:, j] = (scores[:, without | (1 << j)] - scores[:, without]) @ weights[sizes[without]]
+        return values
+    rng = np.random.RandomState(seed)
+    values = np.zeros((count, width))
+    for i in range(count):
+        orders = np.array([rng.permutation(width) for _ in range(num_samples)])
+        # Step k of a permutation has its first k features from the row, the rest from the baseline.
+        steps = np.zeros((num_samples, width + 1, width), dtype=bool)
+        for k in range(1, width + 1):
+            steps[np.arange(num_samples)[:, None], k, orders[:, :k]] = True
+        composite = np.where(steps, rows[i][None, None, :], base[None, None, :])
+        scores = _model_scores(model, schema, composite.reshape(-1, width)).reshape(num_samples, width + 1)
+        deltas = np.diff(scores, axis=1)
+        for k in range(width):
+            np.add.at(values[i], orders[:, k], deltas[:, k])
+        values[i] /= num_samples
+    return values
+
+
+def aggregate(values: np.ndarray, method: str) -> np.ndarray:
+    """Clarify's global SHAP value per feature: ``mean_abs``, ``median`` or ``mean_sq`` over the rows."""
+    if method == "mean_abs":
+        return np.mean(np.abs(values), axis=0)
+    if method == "median":
+        return np.median(values, axis=0)
+    if method == "mean_sq":
+        return np.mean(values**2, axis=0)
+    raise BadData(f"agg_method {method!r} is not one of mean_abs, median, mean_sq")
+
+
+def write_explainability_baseline(model, schema: dict, frame: pd.DataFrame, config: dict, args) -> None:
+    """``explainability/``: Clarify's analysis config, the global SHAP report, its constraints and the method."""
+    method, num_samples = config.get("agg_method", "mean_abs"), int(config.get("num_samples", 100))
+    features = list(schema["features"])
+    baseline = baseline_row(frame, schema)
+    rng = np.random.RandomState(args.seed)
+    chosen = np.sort(rng.choice(len(frame), size=min(len(frame), args.shap_rows), replace=False))
+    rows = frame[features].iloc[chosen].astype(object).to_numpy()
+    values = shapley_values(model, schema, rows, baseline, num_samples, args.seed)
+    expected = float(_model_scores(model, schema, np.array([baseline], dtype=object))[0])
+    explanation = {
+        "version": "1.0",
+        "explanations": {
+            "kernel_shap": {
+                "label0": {
+                    "global_shap_values": {
+                        name: float(v) for name, v in zip(features, aggregate(values, method), strict=True)
+                    },
+                    "expected_value": expected,
+                }
+            }
+        },
+    }
+    exact = len(features) <= EXACT_SHAPLEY_MAX_FEATURES
+    documents = {
+        "analysis_config.json": {
+            "version": "1.0",
+            "dataset_type": "text/csv",
+            "headers": features,
+            "methods": {
+                "shap": {
+                    "baseline": [baseline],
+                    "num_samples": num_samples,
+                    "agg_method": method,
+                    "use_logit": False,
+                    "save_local_shap_values": False,
+                }
+            },
+            "predictor": {
+                "content_type": "text/csv",
+                "accept_type": "text/csv",
+                "instance_type": "ml.m5.xlarge",
+                "initial_instance_count": 1,
+            },
+        },
+        "report.json": explanation,
+        "constraints.json": explanation,
+        "method.json": {
+            "method": "exact Shapley values" if exact else "permutation-sampled Shapley values",
+            "against": "one baseline row (numeric median, text most frequent value of the validation split)",
+            "rows": len(chosen),
+            "permutations_per_row": None if exact else num_samples,
+            "seed": args.seed,
+            "agg_method": method,
+        },
+    }
+    _write_documents(os.path.join(args.output_dir, "explainability"), documents)
+
+
+def _write_documents(directory: str, documents: dict) -> None:
+    os.makedirs(directory, exist_ok=True)
     for name, document in documents.items():
         with open(os.path.join(directory, name), "w") as handle:
             json.dump(document, handle, indent=2)
