@@ -86,6 +86,10 @@ _HINT_BY_PATTERN = {
 }
 
 
+# The tag cost allocation reports split by; platform.yaml's tags must set it.
+COST_CENTER_TAG = "cost-center"
+
+
 class ConfigError(Exception):
     """One human-readable configuration problem: file, field and what is allowed."""
 
@@ -510,6 +514,19 @@ class PlatformSettings(_Strict):
     approval_workflow: ApprovalWorkflow = ApprovalWorkflow()
     github: GitHub | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tags")
+    @classmethod
+    def _cost_center(cls, tags: dict[str, str]) -> dict[str, str]:
+        """Every resource carries ``cost-center`` (a project may override it); ``mlops:`` keys are the platform's."""
+        reserved = sorted(key for key in tags if key.startswith("mlops:"))
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)}: tag keys starting with 'mlops:' are set by the platform")
+        if not tags.get(COST_CENTER_TAG):
+            raise ValueError(
+                f"needs '{COST_CENTER_TAG}': every resource is tagged with it, so the bill can be split by team"
+            )
+        return tags
 
     @model_validator(mode="after")
     def _cluster_subnet(self) -> PlatformSettings:
@@ -1121,6 +1138,68 @@ class ModelQuality(_Strict):
         return self
 
 
+class BiasFacet(_Strict):
+    """One sensitive feature (a model input) and its sensitive group.
+
+    ``value_or_threshold``: a list of the group's values (``[1]``: the rows whose
+    feature is 1), or a number: the group is the rows above it (Clarify's
+    exclusive lower bound). Required.
+    """
+
+    name: FeatureName
+    value_or_threshold: Annotated[list[int | float | str], Field(min_length=1)] | float
+
+
+class Bias(_Strict):
+    """Bias drift of the served model (Model Monitor's ModelBias, SageMaker Clarify). Default off.
+
+    ``facets``: the sensitive features, at least one when enabled.
+    ``label_values_or_threshold``: the label value that is the positive outcome
+    (default ``[1]``: the label is binary). ``probability_threshold``: the
+    score at or above which a prediction is positive (default: model quality's,
+    0.5). ``max_dppl``: alarm when a facet's live DPPL (the positive-prediction
+    rate of the other rows minus the facet group's) leaves ``[-max_dppl,
+    max_dppl]`` (default 0.2). The build pipeline registers the baseline
+    (Clarify's pre- and post-training metrics on the validation split); the
+    schedule needs labels, so ``model_quality.ground_truth_s3_uri`` must be set.
+    """
+
+    enabled: bool = False
+    facets: list[BiasFacet] = Field(default_factory=list)
+    label_values_or_threshold: list[Literal[0, 1]] = Field(default=[1], min_length=1, max_length=1)
+    probability_threshold: float | None = Field(default=None, ge=0, le=1)
+    max_dppl: float = Field(default=0.2, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _facets(self) -> Bias:
+        if self.enabled and not self.facets:
+            raise FieldError(
+                "facets",
+                "bias needs at least one facet: a model input and its sensitive group, "
+                "e.g. {name: senior_citizen, value_or_threshold: [1]}",
+            )
+        names = [f.name for f in self.facets]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise FieldError("facets", f"a feature is listed twice: {', '.join(twice)}")
+        return self
+
+
+class Explainability(_Strict):
+    """Feature-attribution drift of the served model (Model Monitor's ModelExplainability, Clarify SHAP). Default off.
+
+    ``num_samples``: Kernel SHAP samples per explained record in the monitoring
+    job (default 100, 1-10000; the baseline uses exact Shapley values up to 10
+    features, else this many sampled permutations). ``agg_method``: how
+    per-record SHAP values become global ones, one of Clarify's ``mean_abs``
+    (default), ``median``, ``mean_sq``.
+    """
+
+    enabled: bool = False
+    num_samples: int = Field(default=100, ge=1, le=10000)
+    agg_method: Literal["mean_abs", "median", "mean_sq"] = "mean_abs"
+
+
 class Retraining(_Strict):
     """A monitoring alarm starts the build pipeline in dev. Default on, at most once per ``cooldown_hours`` (24)."""
 
@@ -1139,6 +1218,7 @@ class Monitoring(_Strict):
     ``drift_threshold``: alarm when a feature's distance from its baseline
     passes it (default 0.1, Model Monitor's default); ``max_violations``:
     alarm when more constraints are violated in a run (default 0).
+    ``bias`` and ``explainability`` (default off) need ``engine: model_monitor``.
     """
 
     enabled: bool = False
@@ -1148,7 +1228,33 @@ class Monitoring(_Strict):
     drift_threshold: float = Field(default=0.1, gt=0, le=1)
     max_violations: int = Field(default=0, ge=0)
     model_quality: ModelQuality = ModelQuality()
+    bias: Bias = Bias()
+    explainability: Explainability = Explainability()
     retraining: Retraining = Retraining()
+
+    @model_validator(mode="after")
+    def _clarify(self) -> Monitoring:
+        if not self.enabled:
+            return self
+        for name in ("bias", "explainability"):
+            if getattr(self, name).enabled and self.engine != "model_monitor":
+                raise FieldError(
+                    f"{name}.enabled",
+                    f"{name} monitoring needs engine: model_monitor (the pipeline engine's drift check does "
+                    "data and model quality only); set engine: model_monitor or turn it off",
+                )
+        if self.bias.enabled and not self.model_quality.ground_truth_s3_uri:
+            raise FieldError(
+                "bias.enabled",
+                "bias monitoring needs the labels of served requests: set model_quality.ground_truth_s3_uri",
+            )
+        return self
+
+    @property
+    def bias_probability_threshold(self) -> float:
+        """The score at or above which bias metrics count a prediction as positive (bias's, else model quality's)."""
+        threshold = self.bias.probability_threshold
+        return self.model_quality.probability_threshold if threshold is None else threshold
 
     @field_validator("schedule")
     @classmethod
@@ -1170,18 +1276,37 @@ class Monitoring(_Strict):
         return sorted(set(stages), key=stages.index)
 
 
+class Canvas(_Strict):
+    """SageMaker Canvas for the project's members in the dev Studio domain. Default off.
+
+    On: every dev user profile of the project gets Canvas settings that register
+    models into the project's model package group in governance (through the
+    project's ``canvas-register`` role, as ``PendingManualApproval`` only), keep
+    Canvas artifacts under the project's ``canvas`` prefix of the dev artifacts
+    bucket encrypted with the dev key, and switch direct deployment from Canvas
+    off, so a Canvas model reaches an endpoint only through the approval path.
+    Needs a Studio domain in dev (``platform.yaml`` ``studio.accounts``); works
+    with IAM and SSO auth alike.
+    """
+
+    enabled: bool = False
+
+
 class ProjectSettings(_Strict):
     """Contents of one ``config/projects/<name>.yaml``."""
 
     name: ProjectName
     description: str = ""
     owners: list[str] = Field(min_length=1)
+    # The project's resources' cost-center tag; default: platform.yaml's tags.cost-center.
+    cost_center: str | None = Field(default=None, min_length=1, max_length=256)
     members: list[Member] = Field(default_factory=list)
     approval: Approval
     features: Features = Features()
     pipeline: Pipeline = Pipeline()
     serving: Serving = Serving()
     monitoring: Monitoring = Monitoring()
+    canvas: Canvas = Canvas()
 
     @field_validator("owners")
     @classmethod
@@ -1203,6 +1328,16 @@ class ProjectSettings(_Strict):
                 )
         if not self.pipeline.enabled:
             raise ValueError("monitoring: needs the build pipeline, which produces the baselines it compares with")
+        try:
+            features = self.pipeline_features()
+        except ValueError:
+            return self  # _pipeline_source names the missing feature group
+        for i, facet in enumerate(self.monitoring.bias.facets if self.monitoring.bias.enabled else []):
+            if facet.name not in features:
+                raise FieldError(
+                    f"monitoring.bias.facets[{i}].name",
+                    f"'{facet.name}' is not a model input; allowed: {', '.join(features)}",
+                )
         return self
 
     def pipeline_source(self) -> FeatureGroup:
@@ -1307,9 +1442,34 @@ def load_config(config_dir: Path) -> PlatformConfig:
                     raise ConfigError(
                         f"{_show(path)}: members[{i}].sso_user: required because platform.yaml studio.auth_mode is SSO"
                     )
+        if project.canvas.enabled and "dev" not in platform.studio.accounts:
+            raise ConfigError(
+                f"{_show(path)}: canvas.enabled: Canvas runs in the dev Studio domain, which platform.yaml "
+                "studio.accounts does not list; add dev there or set canvas.enabled: false"
+            )
         projects[project.name] = project
         sources[project.name] = _show(path)
+    _refuse_shared_names(platform, projects, sources)
     return PlatformConfig(platform=platform, projects=projects, sources=sources)
+
+
+def _refuse_shared_names(
+    platform: PlatformSettings, projects: dict[str, ProjectSettings], sources: dict[str, str]
+) -> None:
+    """Two projects must not create one AWS name (``churn`` group ``eu-x`` vs ``churn-eu`` group ``x``).
+
+    The later file is named, with the field that makes the name and the other file.
+    """
+    from mlops_platform.collisions import describe, first_collision  # it imports naming, which imports this module
+
+    earlier: list[ProjectSettings] = []
+    for name, project in projects.items():
+        clash = first_collision(platform, project, earlier)
+        if clash is not None:
+            other, found = clash
+            field = found.source.split(" ")[0]
+            raise ConfigError(f"{sources[name]}: {field}: {describe(found, name, other.name, sources[other.name])}")
+        earlier.append(project)
 
 
 def _show(path: Path) -> str:

@@ -16,6 +16,8 @@ from mlops_platform.config import PlatformSettings
 # Tag key every resource of a project's stacks carries; IAM conditions on it tell projects apart
 # where name patterns cannot (a project name may contain hyphens, so "mlops-churn-*" covers "churn-eu").
 PROJECT_TAG = "mlops:project"
+# Tag key of the account role (governance, dev, staging, prod) every resource is deployed for.
+STAGE_TAG = "mlops:stage"
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,14 @@ class Naming:
     def pipeline_role_arn(self, project: str) -> str:
         return self.role_arn(project, "dev", "pipeline")
 
+    def canvas_register_role_arn(self, project: str) -> str:
+        """Governance role SageMaker Canvas in dev assumes to register versions into the project's group."""
+        return self.role_arn(project, "governance", "canvas-register")
+
+    def canvas_artifacts_prefix(self, project: str) -> str:
+        """Key prefix (dev artifacts bucket) of the project's Canvas workspace: datasets, models, predictions."""
+        return f"{self.project_prefix(project)}/canvas"
+
     def model_role_arn(self, project: str, stage: str) -> str:
         """Execution role of the SageMaker models a serving stage creates."""
         return self.role_arn(project, stage, "model")
@@ -187,6 +197,17 @@ class Naming:
 
     def feature_group_name(self, project: str, group: str) -> str:
         return f"{self.prefix}-{project}-{group}"
+
+    def offline_store_tables(self, project: str, group: str) -> list[str]:
+        """Glue table names (patterns) Feature Store gives a group's offline store: ``<group>_<creation epoch>``.
+
+        The epoch is ten digits, so ``?`` stands for each: ``<group>_*`` would also
+        match ``mlops-churn-eu-…`` tables of a project whose name extends this one's.
+        Both spellings of the group name are covered (Glue table names often carry
+        underscores for hyphens).
+        """
+        name = self.feature_group_name(project, group)
+        return [f"{spelling}_{'?' * 10}" for spelling in sorted({name, name.replace("-", "_")})]
 
     def monitoring_alarm_prefix(self, project: str, stage: str) -> str:
         """Every monitoring alarm of a project's stage starts with this (the retraining trigger matches it)."""

@@ -4,7 +4,7 @@ Every warning CDK recorded in the cloud assembly is listed (acknowledged ones
 are not recorded); they are real problems more often than not.
 
 ``python -m mlops_platform.summary [CDK_OUT]`` reads the cloud assembly only; it
-never calls AWS.
+never calls AWS. It ends with the idle-cost table and writes ``CDK_OUT/cost-report.md``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+from mlops_platform import cost
 
 
 def summarize(cdk_out: Path) -> list[str]:
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no cloud assembly in {cdk_out}; run `make synth` first", file=sys.stderr)
         return 1
     print("\n".join(summarize(cdk_out)))
+    # The idle-cost estimate (mlops_platform.cost): writes <cdk_out>/cost-report.md, prints its table.
+    print("\n".join(cost.write_report(cdk_out)[1]))
     return 0
 
 

@@ -7,6 +7,8 @@ SDK is imported and every definition built; "warm" is an unchanged re-synth.
 Prints figures only; it is not a test and asserts nothing. Each synth runs in a
 fresh process, as ``cdk synth`` would, and the median of several runs is shown.
 ``--runs N`` sets the repetitions (default 5), ``--skip-tests`` leaves out the suite.
+The idle-cost report ``make synth`` writes (``mlops_platform.cost``) is timed on
+both synths' output, import included, in a fresh process each run (budget 200 ms).
 
 The drift check (``pipeline_definitions/scripts/monitoring/drift.py``) is timed
 on ``--drift-records`` (default 1,000,000) generated data-capture records, two
@@ -184,6 +186,40 @@ def measure(label: str, config_dir: Path, outdir: Path, runs: int, cold: bool = 
     return median
 
 
+# One cost report in a fresh process, import included: what it adds to `make synth` (prints seconds).
+COST_TIMER = (
+    "import sys, time; from pathlib import Path; start = time.perf_counter(); from mlops_platform import cost; "
+    "cost.write_report(Path(sys.argv[1])); print(time.perf_counter() - start)"
+)
+
+
+def measure_cost(label: str, outdir: Path, runs: int) -> None:
+    """Time of writing ``cost-report.md`` on a synth's output (``mlops_platform.cost``, what summary runs)."""
+    times = []
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, "-c", COST_TIMER, str(outdir)], env=ENV, cwd=ROOT, capture_output=True)
+        if done.returncode:
+            sys.exit(f"cost report failed:\n{done.stderr.decode()[-3000:]}")
+        times.append(float(done.stdout))
+    median = statistics.median(times)
+    report(f"{label:<28} median {1000 * median:6.1f} ms (min {1000 * min(times):.1f}, max {1000 * max(times):.1f})")
+
+
+def check_cost_of_copies(outdir: Path, count: int) -> None:
+    """The 10-project report: every copy costs the same, and the total is the sum of the rows (exits otherwise)."""
+    from mlops_platform import cost
+
+    built = cost.build_report(outdir)
+    copies = [p for p in built.projects if p != cost.SHARED]
+    rows = {p: round(built.cell(p), 2) for p in copies}
+    if len(copies) != count or len(set(rows.values())) != 1:
+        sys.exit(f"cost report of {count} identical projects: rows differ or are missing: {rows}")
+    if abs(built.total - sum(built.cell(p) for p in built.projects)) > 0.005:
+        sys.exit(f"cost report total {built.total:.2f} is not the sum of its rows")
+    each = next(iter(rows.values()))
+    report(f"{'cost, 10 projects':<28} ${each:,.2f} each a month, ${built.total:,.2f} in all (rows add up)")
+
+
 FIGURES: list[str] = []
 
 
@@ -214,6 +250,9 @@ def main() -> int:
             one = measure("example (1 project)", ROOT / "config", tmp / "out-1", args.runs)
             ten = measure("10 projects", many_projects_config(tmp, 10), tmp / "out-10", max(3, args.runs // 2))
             report(f"{'10 projects / 1 project':<28} {ten / one:6.2f} x")
+            measure_cost("cost report (1 project)", tmp / "out-1", args.runs)
+            measure_cost("cost report (10 projects)", tmp / "out-10", args.runs)
+            check_cost_of_copies(tmp / "out-10", 10)
         if not args.skip_drift:
             measure_drift(tmp, args.drift_records)
     if not args.skip_tests:

@@ -31,6 +31,10 @@ def _l2(pattern: dict) -> dict:
     return {key.replace("-", "_"): value for key, value in pattern.items()}
 
 
+# The log groups SageMaker's processing and training jobs write to (one each per account).
+JOB_LOG_GROUPS = ("ProcessingJobs", "TrainingJobs")
+
+
 class BuildStack(Stack):
     """Everything that builds and registers the project's model in dev; stateless, safe to rebuild.
 
@@ -126,7 +130,10 @@ class BuildStack(Stack):
         arn = f"arn:aws:sagemaker:{self.region}:{self.account}"
         # Pipelines name their jobs "pipelines-<execution id>-<step>".
         jobs = [f"{arn}:processing-job/pipelines-*", f"{arn}:training-job/pipelines-*"]
-        log_groups = f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/*"
+        # The account's job log groups, a stream per job; /aws/sagemaker/* would reach endpoint logs too.
+        log_groups = [
+            f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/sagemaker/{kind}" for kind in JOB_LOG_GROUPS
+        ]
         statements = [
             iam.PolicyStatement(
                 sid="RunPipelineJobs",
@@ -164,7 +171,7 @@ class BuildStack(Stack):
             iam.PolicyStatement(
                 sid="JobLogs",
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[log_groups, f"{log_groups}:log-stream:*"],
+                resources=[*log_groups, *(f"{group}:log-stream:*" for group in log_groups)],
             ),
             iam.PolicyStatement(
                 sid="JobMetrics",
@@ -182,10 +189,10 @@ class BuildStack(Stack):
             "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource ARNs "
             "(the latter is pinned to SageMaker namespaces by condition).",
         )
-        for resource in (log_groups, f"{log_groups}:log-stream:*"):
+        for group in log_groups:
             role.acknowledge(
-                f"AwsSolutions-IAM5[Resource::{resource}]",
-                "SageMaker job log groups under /aws/sagemaker/, named per job.",
+                f"AwsSolutions-IAM5[Resource::{group}:log-stream:*]",
+                "The streams of SageMaker's job log group, named per job.",
             )
 
         # Retraining: on a request event that monitoring (or an operator) puts on the dev
@@ -314,9 +321,9 @@ class BuildStack(Stack):
         """
         group = naming.feature_group_name(project.name, project.pipeline_source().name)
         glue = f"arn:aws:glue:{self.region}:{self.account}"
-        # Feature Store names the Glue table after the group and its creation time.
         tables = [
-            f"{glue}:table/{FEATURE_STORE_DATABASE}/{name}_*" for name in sorted({group, group.replace("-", "_")})
+            f"{glue}:table/{FEATURE_STORE_DATABASE}/{table}"
+            for table in naming.offline_store_tables(project.name, project.pipeline_source().name)
         ]
         role.policy.add_statements(
             iam.PolicyStatement(

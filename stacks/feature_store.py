@@ -38,6 +38,12 @@ class FeatureStoreStack(Stack):
         prefix = f"{naming.project_prefix(project.name)}/feature-store"
         offline_objects = f"{naming.bucket_arn('dev')}/{prefix}/*"
         glue = f"arn:aws:glue:{self.region}:{self.account}"
+        # Per group, never "<prefix>-<project>-*": that would also match a project whose name extends this one's.
+        tables = [
+            f"{glue}:table/{FEATURE_STORE_DATABASE}/{table}"
+            for group in project.features.feature_groups
+            for table in naming.offline_store_tables(project.name, group.name)
+        ]
         self.offline_store_role = ServiceRole(
             self,
             "OfflineStoreRole",
@@ -65,7 +71,7 @@ class FeatureStoreStack(Stack):
                     resources=[
                         f"{glue}:catalog",
                         f"{glue}:database/{FEATURE_STORE_DATABASE}",
-                        f"{glue}:table/{FEATURE_STORE_DATABASE}/{naming.prefix}-{project.name}-*",
+                        *tables,
                     ],
                 ),
             ],
@@ -74,10 +80,10 @@ class FeatureStoreStack(Stack):
             f"AwsSolutions-IAM5[Resource::{offline_objects}]",
             "The project's feature-store prefix of the dev artifacts bucket only.",
         )
-        self.offline_store_role.acknowledge(
-            f"AwsSolutions-IAM5[Resource::{glue}:table/{FEATURE_STORE_DATABASE}/{naming.prefix}-{project.name}-*]",
-            "Glue tables Feature Store names after this project's feature groups.",
-        )
+        for table in tables:
+            self.offline_store_role.acknowledge(
+                f"AwsSolutions-IAM5[Resource::{table}]", "A feature group's offline table; its name ends in a time."
+            )
         self.feature_groups = {
             group.name: self._feature_group(
                 group, naming, project.name, baseline, f"s3://{naming.artifacts_bucket('dev')}/{prefix}"

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import App, Environment, Stack, Stage, Tags
+from aws_cdk import App, Aspects, Environment, Stack, Stage, Tags
 from aws_cdk import aws_dynamodb as dynamodb
 
 from mlops_platform.approval_policy import policy_document
-from mlops_platform.config import ROLES, SERVING_STAGES, PlatformConfig, ProjectSettings
+from mlops_platform.config import COST_CENTER_TAG, ROLES, SERVING_STAGES, PlatformConfig, ProjectSettings
 from mlops_platform.guardrails import GuardrailSettings
 from mlops_platform.nag import add_rule_packs
-from mlops_platform.naming import PROJECT_TAG, Naming
+from mlops_platform.naming import PROJECT_TAG, STAGE_TAG, Naming
 from mlops_platform.release_manifest import Manifests
 from stacks.baseline import BaselineStack
 from stacks.build import BuildStack
+from stacks.components.tagging import TagProviderResources
 from stacks.deploy import DeployStack
 from stacks.feature_store import FeatureStoreStack
 from stacks.github_oidc import GitHubOidcStack, account_roles_here
@@ -64,8 +65,9 @@ def build_platform(
         add_rule_packs(
             stage, platform.nag.packs, GuardrailSettings(reserved_concurrency=reserved_concurrency is not None)
         )
-        for key, value in [("mlops:platform", platform.prefix), ("mlops:role", role), *sorted(platform.tags.items())]:
+        for key, value in [("mlops:platform", platform.prefix), (STAGE_TAG, role), *sorted(platform.tags.items())]:
             Tags.of(stage).add(key, value)
+        Aspects.of(stage).add(TagProviderResources())
 
         baseline = BaselineStack(
             stage,
@@ -134,6 +136,8 @@ def build_platform(
             stacks = _project_stacks(stage, role, project, config, naming, baseline, studio, definition_cache, releases)
             for stack in stacks:
                 Tags.of(stack).add(PROJECT_TAG, project.name)
+                if project.cost_center:
+                    Tags.of(stack).add(COST_CENTER_TAG, project.cost_center)
     return stages
 
 

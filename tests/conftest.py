@@ -75,6 +75,40 @@ def single_account(tmp_path_factory) -> Synthesized:
     return synthesized_once(_shared(tmp_path_factory, "single"), _single_account_config, _single_account_releases)
 
 
+@pytest.fixture(scope="session")
+def overlap(tmp_path_factory) -> Synthesized:
+    """The example plus ``churn-eu``, a copy of churn whose every name starts with churn's, both released alike.
+
+    churn-eu has its own cost center, Canvas on and a 30-minute warm pool (none of it reaches churn's stacks).
+
+    Without churn-eu's file this config is the example: its churn templates must be the example's.
+    """
+    return synthesized_once(_shared(tmp_path_factory, "overlap"), _overlap_config, _overlap_releases)
+
+
+OVERLAPPING = "churn-eu"
+OVERLAP_WARM_POOL_MINUTES = 30
+
+
+def _overlap_config(tmp: Path):
+    other = example_project()
+    other["name"] = OVERLAPPING
+    other["cost_center"] = "ml-churn-eu"  # its own, over platform.yaml's
+    other["canvas"] = {"enabled": True}  # tests/test_canvas.py; churn beside it keeps Canvas off
+    other["pipeline"] = {**other.get("pipeline", {}), "warm_pool_minutes": OVERLAP_WARM_POOL_MINUTES}
+    quality = other["monitoring"]["model_quality"]
+    quality["ground_truth_s3_uri"] = quality["ground_truth_s3_uri"].replace("/churn/", f"/{OVERLAPPING}/")
+    return load_config(write_config(tmp, None, {OVERLAPPING: other}))
+
+
+def _overlap_releases(config):
+    return {
+        (project, stage): release(config, project, stage, challenger=challenger, champion=champion)
+        for project in ("churn", OVERLAPPING)
+        for stage, challenger, champion in (("staging", 3, 2), ("prod", 2, 1))
+    }
+
+
 def _shared(tmp_path_factory, name: str) -> Path:
     """A directory every pytest-xdist worker of this session sees (the session's base temp dir)."""
     base = tmp_path_factory.getbasetemp()
@@ -99,7 +133,9 @@ def _single_account_config(tmp: Path):
         "spot": {"enabled": True, "max_wait_minutes": 120},
     }
     # The other engine: the platform's own drift check, on the same baselines, metrics and alarms (staging).
-    churn["monitoring"] = {**churn["monitoring"], "engine": "pipeline", "stages": ["staging"]}
+    # Bias and explainability need Model Monitor, so this variant leaves them out.
+    checks = {k: v for k, v in churn["monitoring"].items() if k not in ("bias", "explainability")}
+    churn["monitoring"] = {**checks, "engine": "pipeline", "stages": ["staging"]}
     fraud = example_project() | {
         "name": "fraud",
         "description": "Card fraud scoring",

@@ -655,6 +655,39 @@ _RESOURCE_TYPES: dict[str, dict[str, Callable[[_Physical], Any]]] = {
     },
     "AWS::SageMaker::UserProfile": {"UserProfileArn": _profile_arn},
     "AWS::EC2::SecurityGroup": {"GroupId": lambda r: "sg-" + r.digest(17, "0123456789abcdef")},
+    "AWS::EC2::Subnet": {"Ref": lambda r: "subnet-" + r.digest(17, "0123456789abcdef")},
+    "AWS::DynamoDB::Table": {
+        "Ref": lambda r: r.name("TableName", limit=255),
+        "Arn": lambda r: r.arn("dynamodb", f"table/{r.name('TableName', limit=255)}"),
+    },
+    "AWS::DynamoDB::GlobalTable": {
+        "Ref": lambda r: r.name("TableName", limit=255),
+        "Arn": lambda r: r.arn("dynamodb", f"table/{r.name('TableName', limit=255)}"),
+    },
+    "AWS::SQS::Queue": {
+        "Ref": lambda r: (
+            f"https://sqs.{r.env.region}.{r.env.url_suffix}/{r.env.account}/{r.name('QueueName', limit=80)}"
+        ),
+        "Arn": lambda r: r.arn("sqs", r.name("QueueName", limit=80)),
+        "QueueName": lambda r: r.name("QueueName", limit=80),
+    },
+    "AWS::SNS::Topic": {
+        "Ref": lambda r: r.arn("sns", r.name("TopicName", limit=256)),
+        "TopicArn": lambda r: r.arn("sns", r.name("TopicName", limit=256)),
+        "TopicName": lambda r: r.name("TopicName", limit=256),
+    },
+    "AWS::Lambda::Function": {
+        "Ref": lambda r: r.name("FunctionName"),
+        "Arn": lambda r: r.arn("lambda", f"function:{r.name('FunctionName')}"),
+    },
+    "AWS::Events::EventBus": {
+        "Ref": lambda r: r.name("Name", limit=256),
+        "Name": lambda r: r.name("Name", limit=256),
+        "Arn": lambda r: r.arn("events", f"event-bus/{r.name('Name', limit=256)}"),
+    },
+    "AWS::SageMaker::ModelPackageGroup": {
+        "ModelPackageGroupArn": lambda r: r.arn("sagemaker", f"model-package-group/{r.name('ModelPackageGroupName')}"),
+    },
 }
 
 
@@ -674,13 +707,28 @@ def role_logical_id(resolver: TemplateResolver, stack: str, role_name: str) -> s
     return found[0]
 
 
+# AWS managed policies CDK attaches, with their documents as AWS publishes them.
+AWS_MANAGED_POLICIES: dict[str, dict[str, Any]] = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": "*",
+            }
+        ],
+    },
+}
+
+
 def role_policies(resolver: TemplateResolver, stack: str, role_logical: str) -> list[dict[str, Any]]:
     """Every identity policy document of a role in ``stack``, resolved.
 
     Covers the role's inline ``Policies``, ``AWS::IAM::ManagedPolicy`` and
     ``AWS::IAM::Policy`` resources of the stack attached to it, and its
-    ``ManagedPolicyArns`` when they reference such a policy; a managed policy from
-    elsewhere (e.g. an AWS managed policy) raises, because its content is unknown.
+    ``ManagedPolicyArns`` when they reference such a policy or one of
+    :data:`AWS_MANAGED_POLICIES`; any other managed policy raises, because its content is unknown.
     """
     resources = resolver.templates[stack]["Resources"]
     role = resolver.resource(stack, role_logical)
@@ -696,6 +744,8 @@ def role_policies(resolver: TemplateResolver, stack: str, role_logical: str) -> 
         if isinstance(arn, Mapping) and set(arn) == {"Ref"} and arn["Ref"] in resources:
             if arn["Ref"] not in attached:
                 attached.append(arn["Ref"])
+        elif (managed := AWS_MANAGED_POLICIES.get(str(resolver.resolve(stack, arn)))) is not None:
+            documents.append(managed)
         else:
             raise Unresolvable(f"{stack}: {role_logical} has a managed policy whose document is unknown: {arn!r}")
     for logical in attached:

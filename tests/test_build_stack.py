@@ -143,9 +143,14 @@ def test_pipeline_role_is_scoped(example):
         statements["OfflineStoreQueries"]["Resource"] == "arn:aws:athena:eu-west-1:222222222222:workgroup/mlops-churn"
     )
     assert (
-        "arn:aws:glue:eu-west-1:222222222222:table/sagemaker_featurestore/mlops_churn_customers_*"
+        "arn:aws:glue:eu-west-1:222222222222:table/sagemaker_featurestore/mlops_churn_customers_??????????"
         in (statements["OfflineStoreTable"]["Resource"])
     )
+    # The jobs' own log groups, never /aws/sagemaker/* (which holds endpoint logs of every project too).
+    groups = [
+        f"arn:aws:logs:eu-west-1:222222222222:log-group:/aws/sagemaker/{k}" for k in ("ProcessingJobs", "TrainingJobs")
+    ]
+    assert sorted(statements["JobLogs"]["Resource"]) == sorted([*groups, *(f"{g}:log-stream:*" for g in groups)])
     for statement in statements.values():
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert not any(a.endswith(":*") or a == "*" for a in actions), statement

@@ -68,8 +68,8 @@ def test_the_role_holds_only_what_optimize_and_vacuum_need(example):
     assert "workgroup/mlops-churn" in json.dumps(statements["RunQueries"]["Resource"])
     assert set(statements["OfflineStoreTable"]["Action"]) == {"glue:GetDatabase", "glue:GetTable", "glue:UpdateTable"}
     tables = json.dumps(statements["OfflineStoreTable"]["Resource"])
-    assert "table/sagemaker_featurestore/mlops-churn-customers_*" in tables
-    assert "table/sagemaker_featurestore/mlops_churn_customers_*" in tables
+    assert "table/sagemaker_featurestore/mlops-churn-customers_??????????" in tables
+    assert "table/sagemaker_featurestore/mlops_churn_customers_??????????" in tables
     assert set(statements["TableAndResultObjects"]["Action"]) == {
         "s3:GetObject",
         "s3:PutObject",

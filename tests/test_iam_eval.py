@@ -342,7 +342,7 @@ def templates() -> dict:
             "Key": {"Type": "AWS::KMS::Key", "Properties": {}},
             "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "mlops-dev-artifacts"}},
             "Unnamed": {"Type": "AWS::S3::Bucket", "Properties": {}},
-            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "Queue": {"Type": "AWS::SQS::QueuePolicy", "Properties": {}},
         },
         "Outputs": {
             "KeyArn": {"Value": {"Fn::GetAtt": ["Key", "Arn"]}, "Export": {"Name": "baseline:KeyArn"}},
@@ -434,7 +434,7 @@ def test_find_in_map_looks_up_the_mapping():
     ("stack", "value", "message"),
     [
         ("workspace", {"Ref": "Missing"}, "no resource 'Missing'"),
-        ("baseline", {"Fn::GetAtt": ["Queue", "Arn"]}, "AWS::SQS::Queue"),
+        ("baseline", {"Fn::GetAtt": ["Queue", "Arn"]}, "AWS::SQS::QueuePolicy"),
         ("baseline", {"Fn::GetAtt": ["Bucket", "WebsiteURL"]}, "WebsiteURL"),
         ("baseline", {"Fn::If": ["IsProd", "a", "b"]}, "Fn::If is not supported"),
         ("baseline", {"Fn::GetAZs": ""}, "Fn::GetAZs is not supported"),

@@ -434,7 +434,11 @@ def test_offline_store_role_is_scoped_to_the_project(example):
     bucket = "arn:aws:s3:::mlops-dev-artifacts-222222222222-eu-west-1"
     assert statements["OfflineStoreObjects"]["Resource"] == f"{bucket}/projects/churn/feature-store/*"
     assert statements["OfflineStoreBucket"]["Resource"] == bucket
-    assert statements["OfflineStoreTables"]["Resource"][-1].endswith(":table/sagemaker_featurestore/mlops-churn-*")
+    # The group's own tables (its name, then ten characters of creation time), never "mlops-churn-*" (churn-eu).
+    assert [r.rsplit(":table/", 1)[-1] for r in statements["OfflineStoreTables"]["Resource"][-2:]] == [
+        "sagemaker_featurestore/mlops-churn-customers_??????????",
+        "sagemaker_featurestore/mlops_churn_customers_??????????",
+    ]
 
 
 def test_no_feature_store_stack_without_feature_groups(single_account):

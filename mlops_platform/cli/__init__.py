@@ -25,6 +25,11 @@ Commands (see ``mlops --help``)::
     mlops dlq list P                          approval events the handlers failed on, and why
     mlops dlq redrive P [--dry-run] [--message-id ID]
                                               replay them through their handlers (idempotent)
+    mlops new-project NAME [--from P]         write config/projects/NAME.yaml, checked with the whole config
+                                              (no AWS), and print the stacks it adds per account role
+    mlops remove-project NAME [--execute] [--delete-models]
+                                              plan (default) or carry out the removal of a deployed project,
+                                              in the order AWS requires; resumes after a failure
 
 Global options: ``--config-dir`` (default ``config``), ``--profile``,
 ``--region`` (default: the region of the account the command works in) and

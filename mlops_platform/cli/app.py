@@ -23,17 +23,21 @@ from mlops_platform.cli import export as export_mod
 from mlops_platform.cli import invoke as invoke_mod
 from mlops_platform.cli import loadtest as loadtest_mod
 from mlops_platform.cli import monitoring as monitoring_mod
+from mlops_platform.cli import new_project as new_project_mod
 from mlops_platform.cli import promote as promote_mod
+from mlops_platform.cli import remove_project as remove_mod
 from mlops_platform.cli import shadow as shadow_mod
 from mlops_platform.cli import verify as verify_mod
 from mlops_platform.cli.dlq import list_dead_letters, redrive
 from mlops_platform.cli.session import Clients, make_session
-from mlops_platform.config import SERVING_STAGES, ConfigError, load_config
+from mlops_platform.config import SERVING_STAGES, WORKLOAD_ROLES, ConfigError, load_config
 from mlops_platform.release_manifest import ReleaseManifest
 
 EXIT_OK, EXIT_AWS, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 # Commands whose session works in the account of their --stage.
 STAGE_ACCOUNT = "STAGE"
+# Commands that work on local files only: no AWS session, no credentials.
+LOCAL = "LOCAL"
 
 
 def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
@@ -385,10 +389,62 @@ def build_parser() -> argparse.ArgumentParser:
                 type=Path,
                 help="release manifest (default: releases/PROJECT/STAGE.json; no file: no release, nothing to do)",
             )
+
+    remove = leaf(
+        commands,
+        "remove-project",
+        "plan (default) or --execute the deletion of what a project removed from config left deployed, in every "
+        "account, in the order AWS requires; prints what stays and why (governance credentials via --profile/"
+        "--role-arn, the other accounts' via --ROLE-profile/--ROLE-role-arn)",
+        cmd_remove_project,
+    )
+    remove.add_argument("project", metavar="NAME", help="the project")
+    remove.add_argument(
+        "--execute", action="store_true", help="delete what the plan lists; run again to resume (default: plan only)"
+    )
+    remove.add_argument(
+        "--delete-models",
+        action="store_true",
+        help="also delete the model versions, their group and the release records (default: retained)",
+    )
+    remove.add_argument(
+        "--wait-minutes",
+        type=_minutes,
+        default=remove_mod.DEFAULT_WAIT_MINUTES,
+        help=f"longest wait per step for a deletion to finish (default: {remove_mod.DEFAULT_WAIT_MINUTES})",
+    )
+    for role in WORKLOAD_ROLES:
+        remove.add_argument(f"--{role}-profile", help=f"AWS profile for the {role} account (default: --profile)")
+        remove.add_argument(
+            f"--{role}-role-arn",
+            help=f"role in the {role} account to assume (default: none; same account as governance: its session)",
+        )
+
+    new_project = leaf(
+        commands,
+        "new-project",
+        "write config/projects/NAME.yaml (every setting, commented), checked with the whole config first; "
+        "prints the stacks it adds per account role (local files only, no AWS credentials)",
+        cmd_new_project,
+        account=LOCAL,
+    )
+    new_project.add_argument("name", metavar="NAME", help="the new project's name")
+    new_project.add_argument(
+        "--from",
+        dest="source",
+        metavar="PROJECT",
+        help="copy this project's settings, with the values naming it rewritten (default: a new team's template)",
+    )
     return parser
 
 
 # --------------------------------------------------------------------------- commands
+
+
+def cmd_new_project(args: argparse.Namespace) -> int:
+    created = new_project_mod.create_project(Path(args.config_dir), args.name, args.source)
+    print("\n".join(new_project_mod.report(created)))
+    return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
@@ -648,6 +704,39 @@ def cmd_scaling_reattach(args: argparse.Namespace, ctx: core.Context, clients: C
     return EXIT_OK
 
 
+def cmd_remove_project(args: argparse.Namespace, ctx: core.Context, clients: Clients) -> int:
+    remove_mod.check_name(args.project)
+    if args.execute:
+        remove_mod.refuse_configured(ctx, args.project)
+    governance = ctx.config.platform.accounts.governance
+    sessions: dict[tuple[str | None, str, str | None], Any] = {}
+    by_role = {"governance": remove_mod.account_clients(clients.session)}
+    for role in WORKLOAD_ROLES:
+        account = ctx.config.platform.accounts.of(role)
+        profile, role_arn = getattr(args, f"{role}_profile"), getattr(args, f"{role}_role_arn")
+        if profile is None and role_arn is None and (account.id, account.region) == (governance.id, governance.region):
+            by_role[role] = by_role["governance"]
+            continue
+        key = (profile or args.profile, account.region, role_arn)
+        if key not in sessions:
+            sessions[key] = make_session(profile=key[0], region=key[1], role_arn=role_arn)
+        by_role[role] = remove_mod.account_clients(sessions[key])
+
+    def show(line: str) -> None:
+        print(line, flush=True)
+
+    waiter = remove_mod.Waiter(limit=args.wait_minutes * 60.0)
+    plan = remove_mod.remove_project(
+        by_role, ctx, args.project, execute_plan=args.execute, delete_models=args.delete_models
+    )
+    for line in remove_mod.render_plan(plan, ctx.naming, executing=args.execute):
+        show(line)
+    if args.execute:
+        remove_mod.execute(plan, by_role, ctx.naming, waiter=waiter, progress=show)
+        show(f"remove-project {args.project}: done, {len(plan.steps)} step(s)")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -658,6 +747,11 @@ def _fail(message: str, code: int) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.account == LOCAL:
+        try:
+            return args.func(args)
+        except core.CliError as err:
+            return _fail(str(err), err.exit_code)
     try:
         config = load_config(Path(args.config_dir))
     except ConfigError as err:

@@ -4,7 +4,8 @@ cdk-nag checks best practice; these check what makes a first deploy into a
 fresh account fail (or fail silently later), grouped by what AWS checks:
 ``keys`` (key policies vs the services and roles that use the keys),
 ``quotas`` (limits of new accounts), ``networking`` (HyperPod and FSx for
-Lustre) and ``sagemaker`` (model packages vs endpoint variants). Each module's
+Lustre), ``sagemaker`` (model packages vs endpoint variants) and ``projects``
+(one project's policies kept off another's resources). Each module's
 docstring cites the documentation behind its rules. :class:`GuardrailsPlugin`
 runs them all on every synth as a CDK validation plugin, so a finding fails it.
 """
@@ -22,10 +23,10 @@ from aws_cdk import (
     PolicyViolation,
 )
 
-from mlops_platform.guardrails import keys, networking, quotas, sagemaker
+from mlops_platform.guardrails import keys, networking, projects, quotas, sagemaker
 from mlops_platform.guardrails.core import Finding, GuardrailSettings, StackTemplate, StageTemplates
 
-_MODULES = (keys, quotas, networking, sagemaker)
+_MODULES = (keys, quotas, networking, sagemaker, projects)
 RULES: dict[str, str] = {rule: text for module in _MODULES for rule, text in module.RULES.items()}
 
 __all__ = ["RULES", "Finding", "GuardrailSettings", "GuardrailsPlugin", "check_stage", "check_template"]

@@ -87,8 +87,7 @@ def _function(
     results_prefix = f"{project_prefix}/athena/"
     objects = [f"{bucket}/{table_prefix}*", f"{bucket}/{results_prefix}*"]
     glue = f"arn:aws:glue:{region}:{account}"
-    # Feature Store names the Glue table after the group and its creation time.
-    tables = [f"{glue}:table/{database}/{name}_*" for name in sorted({group_name, group_name.replace("-", "_")})]
+    tables = [f"{glue}:table/{database}/{table}" for table in naming.offline_store_tables(project.name, group.name)]
     function = EventFunction(
         scope,
         _construct_id(group.name),
