@@ -21,6 +21,7 @@ from mlops_platform.approval.releases import leading_key_patterns as release_key
 from mlops_platform.config import SERVING_STAGES, ProjectSettings
 from mlops_platform.nag import acknowledge
 from mlops_platform.naming import Naming
+from stacks.components.canvas import CanvasRegisterRole
 from stacks.components.event_function import EventFunction, dead_letter_queue
 from stacks.components.lambda_asset import bundled_asset
 from stacks.components.monitoring import retraining_pattern
@@ -102,6 +103,12 @@ class RegistryStack(Stack):
             model_package_group_policy=registry_policy(naming, project.name),
         )
         self.group.apply_removal_policy(RemovalPolicy.RETAIN)
+        # With canvas.enabled (default off): the role Canvas in dev registers pending versions through.
+        self.canvas_register = (
+            CanvasRegisterRole(self, "CanvasRegister", naming=naming, project=project.name)
+            if project.canvas.enabled
+            else None
+        )
 
 
 class ApprovalStack(Stack):

@@ -11,6 +11,7 @@ from constructs import Construct
 from mlops_platform.config import PlatformSettings, ProjectSettings
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
+from stacks.components.canvas import CanvasUserSettings
 from stacks.components.personas import PersonaRoles
 from stacks.components.roles import allow_source_identity
 
@@ -93,7 +94,11 @@ class StudioStack(Stack):
 
 
 class WorkspaceStack(Stack):
-    """One project's persona roles and a user profile per member in an account's Studio domain."""
+    """One project's persona roles and a user profile per member in an account's Studio domain.
+
+    In dev, with ``canvas.enabled`` (default off), every profile also gets the project's Canvas settings
+    (:class:`~stacks.components.canvas.CanvasUserSettings`).
+    """
 
     def __init__(
         self,
@@ -141,6 +146,17 @@ class WorkspaceStack(Stack):
             profile.apply_removal_policy(RemovalPolicy.RETAIN)
             profiles.append(profile)
         self.personas.bind_user_profiles(profiles)
+        self.canvas = None
+        if role == "dev" and project.canvas.enabled:
+            self.canvas = CanvasUserSettings(
+                self,
+                "Canvas",
+                naming=naming,
+                project=project.name,
+                key=baseline.key,
+                profiles=[(p, m.persona) for p, m in zip(profiles, project.members, strict=True)],
+                roles=persona_roles,
+            )
 
 
 def _pascal(name: str) -> str:

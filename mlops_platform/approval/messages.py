@@ -93,6 +93,12 @@ def pending(policy: Policy, package: PackageEvidence, model_check: Decision) -> 
             "approval made elsewhere (Studio, API) is reverted to Rejected by the approval guard:",
             *(f"  - {v}" for v in model_check.violations),
         ]
+        if any(v.startswith("evidence missing: ") for v in model_check.violations):
+            lines += [
+                "Evidence is part of a version's registration (UpdateModelPackage cannot add it): register a new",
+                "version that carries it. The project's pipeline registers both; a model built in Canvas carries",
+                "neither, so train it through the pipeline on the same feature group to get an approvable version.",
+            ]
     lines.append("")
     lines += [
         f"Approvers: {', '.join(policy.approvers)}"
