@@ -217,7 +217,8 @@ def test_steps_rise_and_report_latency_and_errors(run, server):
     assert tps == sorted(tps)
     assert 3.5 <= tps[0] <= 6 and 15 <= tps[3] <= 23
     fast, slow = result.steps[:3], result.steps[3:]
-    assert all(s.errors == 0 and s.p99_ms < 100 for s in fast)
+    # Under 200 ms: below every slow step (200 ms injected) with room for a loaded machine.
+    assert all(s.errors == 0 and s.p99_ms < 200 for s in fast)
     assert all(s.p99_ms >= 200 for s in slow)
     assert all(s.errors > 0 and s.error_rate_percent > 1 for s in slow)
     # Every request was answered and counted once; every 500 is an error.
