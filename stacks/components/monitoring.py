@@ -318,6 +318,16 @@ class ModelMonitoring(Construct):
                 )
             )
 
+        def endpoint_input(kind, **scores):
+            """The endpoint's captured requests as the job's input; ``scores`` name the probability column."""
+            return kind.EndpointInputProperty(
+                endpoint_name=self.endpoint_name,
+                local_path=f"{PROCESSING}/input/endpoint",
+                s3_input_mode="File",
+                s3_data_distribution_type="FullyReplicated",
+                **scores,
+            )
+
         def output(kind, name: str):
             return kind.MonitoringOutputConfigProperty(
                 kms_key_id=self.key.key_arn,
@@ -351,12 +361,7 @@ class ModelMonitoring(Construct):
                 ),
             ),
             data_quality_job_input=sagemaker.CfnDataQualityJobDefinition.DataQualityJobInputProperty(
-                endpoint_input=sagemaker.CfnDataQualityJobDefinition.EndpointInputProperty(
-                    endpoint_name=self.endpoint_name,
-                    local_path=f"{PROCESSING}/input/endpoint",
-                    s3_input_mode="File",
-                    s3_data_distribution_type="FullyReplicated",
-                )
+                endpoint_input=endpoint_input(sagemaker.CfnDataQualityJobDefinition)
             ),
             data_quality_job_output_config=output(data_kind, "data-quality"),
             job_resources=resources(data_kind),
@@ -386,12 +391,9 @@ class ModelMonitoring(Construct):
                     )
                 ),
                 model_quality_job_input=quality_kind.ModelQualityJobInputProperty(
-                    endpoint_input=quality_kind.EndpointInputProperty(
-                        endpoint_name=self.endpoint_name,
-                        local_path=f"{PROCESSING}/input/endpoint",
-                        s3_input_mode="File",
-                        s3_data_distribution_type="FullyReplicated",
-                        # The model answers one probability per row (CSV): column 0.
+                    # The model answers one probability per row (CSV): column 0.
+                    endpoint_input=endpoint_input(
+                        quality_kind,
                         probability_attribute="0",
                         probability_threshold_attribute=truth.probability_threshold,
                     ),
@@ -427,12 +429,9 @@ class ModelMonitoring(Construct):
                     )
                 ),
                 model_bias_job_input=bias_kind.ModelBiasJobInputProperty(
-                    endpoint_input=bias_kind.EndpointInputProperty(
-                        endpoint_name=self.endpoint_name,
-                        local_path=f"{PROCESSING}/input/endpoint",
-                        s3_input_mode="File",
-                        s3_data_distribution_type="FullyReplicated",
-                        # One probability per row (CSV column 0); at or above the threshold is the positive label.
+                    # One probability per row (CSV column 0); at or above the threshold is the positive label.
+                    endpoint_input=endpoint_input(
+                        bias_kind,
                         probability_attribute="0",
                         probability_threshold_attribute=self.settings.bias_probability_threshold,
                     ),
@@ -464,13 +463,7 @@ class ModelMonitoring(Construct):
                     )
                 ),
                 model_explainability_job_input=shap_kind.ModelExplainabilityJobInputProperty(
-                    endpoint_input=shap_kind.EndpointInputProperty(
-                        endpoint_name=self.endpoint_name,
-                        local_path=f"{PROCESSING}/input/endpoint",
-                        s3_input_mode="File",
-                        s3_data_distribution_type="FullyReplicated",
-                        probability_attribute="0",
-                    )
+                    endpoint_input=endpoint_input(shap_kind, probability_attribute="0")
                 ),
                 model_explainability_job_output_config=output(shap_kind, "model-explainability"),
                 job_resources=resources(shap_kind),
