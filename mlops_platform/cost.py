@@ -292,6 +292,37 @@ def _references(value: Any) -> Iterator[str]:
             yield from _references(inner)
 
 
+@dataclass
+class _Instances:
+    """Instances billed per hour, summed for one line item: the formula's terms, the month, what is unpriced."""
+
+    context: _Context
+    price_kind: str
+    label: str
+    terms: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    total: float = 0.0
+    priced: bool = False
+
+    def add(self, count: int, instance_type: str) -> None:
+        price = self.context.prices.price(self.price_kind, self.context.region, instance_type)
+        if price is None:
+            self.missing.append(self.context.missing(f"{self.label} {instance_type}"))
+            self.terms.append(f"{count} x ?")
+            return
+        self.terms.append(f"{count} x {_money(price)}")
+        self.total += count * HOURS_PER_MONTH * price
+        self.priced = True
+
+    @property
+    def formula(self) -> str:
+        return f"{HOURS_PER_MONTH} h x ({' + '.join(self.terms)})" if self.terms else "-"
+
+    @property
+    def monthly(self) -> float | None:
+        return self.total if self.priced else None
+
+
 def _endpoints(context: _Context) -> None:
     """Endpoint instances: per endpoint config, each variant's minimum count x its hosting price."""
     endpoint_of: dict[str, str] = {}
@@ -311,7 +342,8 @@ def _endpoints(context: _Context) -> None:
         endpoint = endpoint_of.get(logical_id, logical_id)
         variants = [(v, False) for v in properties.get("ProductionVariants") or []]
         variants += [(v, True) for v in properties.get("ShadowProductionVariants") or []]
-        parts, terms, missing, total, priced = [], [], [], 0.0, False
+        parts: list[str] = []
+        hosted = _Instances(context, "sagemaker_hosting_hour", "hosting")
         for variant, shadow in variants:
             if not isinstance(variant, dict):
                 continue
@@ -339,21 +371,13 @@ def _endpoints(context: _Context) -> None:
             if count is None:
                 count = variant.get("InitialInstanceCount")
             if not isinstance(instance_type, str) or not isinstance(count, int):
-                missing.append(f"variant {endpoint}/{name} (instance type or count not literal)")
+                hosted.missing.append(f"variant {endpoint}/{name} (instance type or count not literal)")
                 continue
             parts.append(f"{label} {count} x {instance_type} ({source} {count})")
-            price = context.prices.price("sagemaker_hosting_hour", context.region, instance_type)
-            if price is None:
-                missing.append(context.missing(f"hosting {instance_type}"))
-                terms.append(f"{count} x ?")
-                continue
-            terms.append(f"{count} x {_money(price)}")
-            total += count * HOURS_PER_MONTH * price
-            priced = True
-        if parts or missing:
-            formula = f"{HOURS_PER_MONTH} h x ({' + '.join(terms)})" if terms else "-"
+            hosted.add(count, instance_type)
+        if parts or hosted.missing:
             detail = f"{endpoint}: {'; '.join(parts) or 'no instance variant'}"
-            context.add("endpoint instances", detail, formula, total if priced else None, missing)
+            context.add("endpoint instances", detail, hosted.formula, hosted.monthly, hosted.missing)
 
 
 def _file_systems(context: _Context) -> None:
@@ -379,24 +403,17 @@ def _file_systems(context: _Context) -> None:
 def _clusters(context: _Context) -> None:
     for logical_id, properties in _typed(context, "AWS::SageMaker::Cluster"):
         name = properties.get("ClusterName", logical_id)
-        parts, terms, missing, total, priced = [], [], [], 0.0, False
+        parts: list[str] = []
+        nodes = _Instances(context, "sagemaker_hyperpod_hour", "HyperPod")
         for group in properties.get("InstanceGroups") or []:
             instance_type, count = group.get("InstanceType"), group.get("InstanceCount")
             label = group.get("InstanceGroupName", "?")
             if not isinstance(instance_type, str) or not isinstance(count, int):
-                missing.append(f"instance group {name}/{label} (instance type or count not literal)")
+                nodes.missing.append(f"instance group {name}/{label} (instance type or count not literal)")
                 continue
             parts.append(f"{label} {count} x {instance_type}")
-            price = context.prices.price("sagemaker_hyperpod_hour", context.region, instance_type)
-            if price is None:
-                missing.append(context.missing(f"HyperPod {instance_type}"))
-                terms.append(f"{count} x ?")
-                continue
-            terms.append(f"{count} x {_money(price)}")
-            total += count * HOURS_PER_MONTH * price
-            priced = True
-        formula = f"{HOURS_PER_MONTH} h x ({' + '.join(terms)})" if terms else "-"
-        context.add("HyperPod instances", f"{name}: {'; '.join(parts)}", formula, total if priced else None, missing)
+            nodes.add(count, instance_type)
+        context.add("HyperPod instances", f"{name}: {'; '.join(parts)}", nodes.formula, nodes.monthly, nodes.missing)
 
 
 # --------------------------------------------------------------------------- schedules
