@@ -15,7 +15,7 @@ from constructs import Construct
 
 from hyperpod_lifecycle import SCRIPTS_DIR, provisioning_parameters_template
 from mlops_platform.config import TrainingCluster
-from mlops_platform.nag import acknowledge, checkov_skip
+from mlops_platform.nag import acknowledge, acknowledge_deploy_time_function, checkov_skip
 from mlops_platform.naming import Naming
 from stacks.baseline import BaselineStack
 from stacks.components.roles import ServiceRole, vpc_access_statements
@@ -329,20 +329,13 @@ class TrainingClusterStack(Stack):
         function = self.node.find_child("Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C")
         role = upload.handler_role
         why = "CDK-managed BucketDeployment function, invoked synchronously by CloudFormation at deploy time only"
-        for rule, reason in (
-            ("AwsSolutions-L1", f"{why}; CDK pins its runtime."),
-            ("NIST.800.53.R5-LambdaConcurrency", f"{why}; one invocation per deployment."),
-            ("NIST.800.53.R5-LambdaDLQ", f"{why}; failures fail the deployment, there is no async event to keep."),
-            ("NIST.800.53.R5-LambdaInsideVPC", f"{why}; it only copies objects between S3 buckets."),
-        ):
-            acknowledge(function, rule, reason)
-        for check_id, reason in (
-            ("CKV_AWS_115", f"{why}; one invocation per deployment."),
-            ("CKV_AWS_116", f"{why}; failures fail the deployment, there is no async event to keep."),
-            ("CKV_AWS_117", f"{why}; it only copies objects between S3 buckets."),
-            ("CKV_AWS_173", f"{why}; its one variable, set by CDK, is AWS_CA_BUNDLE: a public file path."),
-        ):
-            checkov_skip(function, check_id, reason)
+        acknowledge(function, "AwsSolutions-L1", f"{why}; CDK pins its runtime.")
+        acknowledge_deploy_time_function(
+            function, why, invoked="one invocation per deployment", reaches="it only copies objects between S3 buckets"
+        )
+        checkov_skip(
+            function, "CKV_AWS_173", f"{why}; its one variable, set by CDK, is AWS_CA_BUNDLE: a public file path."
+        )
         acknowledge(
             role,
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",

@@ -26,7 +26,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from mlops_platform.approval.policy import PENDING
-from mlops_platform.nag import acknowledge, checkov_skip
+from mlops_platform.nag import acknowledge, acknowledge_deploy_time_function
 from mlops_platform.naming import Naming
 
 # The register role trusts the project's dev persona roles, named by these purposes (components/personas.py).
@@ -257,18 +257,12 @@ class CanvasUserSettings(Construct):
     def _acknowledge_handler(self, stack: Stack) -> None:
         """The stack's one AwsCustomResource handler (a CDK singleton): the findings and why they are acceptable."""
         function = stack.node.find_child(HANDLER_ID)
-        for rule, reason in (
-            ("NIST.800.53.R5-LambdaConcurrency", f"{HANDLER_WHY}; one invocation per profile and deployment."),
-            ("NIST.800.53.R5-LambdaDLQ", f"{HANDLER_WHY}; a failed call fails the deployment, no event to keep."),
-            ("NIST.800.53.R5-LambdaInsideVPC", f"{HANDLER_WHY}; it only calls the SageMaker API."),
-        ):
-            acknowledge(function, rule, reason)
-        for check_id, reason in (
-            ("CKV_AWS_115", f"{HANDLER_WHY}; one invocation per profile and deployment."),
-            ("CKV_AWS_116", f"{HANDLER_WHY}; a failed call fails the deployment, no event to keep."),
-            ("CKV_AWS_117", f"{HANDLER_WHY}; it only calls the SageMaker API."),
-        ):
-            checkov_skip(function, check_id, reason)
+        acknowledge_deploy_time_function(
+            function,
+            HANDLER_WHY,
+            invoked="one invocation per profile and deployment",
+            reaches="it only calls the SageMaker API",
+        )
         acknowledge(
             function.node.find_child("ServiceRole"),
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
