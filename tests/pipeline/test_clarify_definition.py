@@ -13,19 +13,10 @@ import pytest
 from pipeline_definitions.cache import cache_key
 from pipeline_definitions.inputs import PipelineInputs, bias_settings, explainability_settings
 from tests.pipeline.conftest import _build, base_inputs_kwargs
+from tests.pipeline.test_pipeline_definition import steps_by_name
 
 BIAS = bias_settings([("contract", ["month-to-month"]), ("tenure_months", 12)], [1], 0.6)
 SHAP = explainability_settings(50, "median")
-
-
-def _steps(definition: dict) -> dict:
-    steps = {}
-    for step in definition["Steps"]:
-        steps[step["Name"]] = step
-        if step["Type"] == "Condition":
-            for nested in step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"]:
-                steps[nested["Name"]] = nested
-    return steps
 
 
 @pytest.fixture(scope="module")
@@ -90,16 +81,16 @@ def test_bad_settings_are_refused(overrides, message):
 
 
 def test_evaluate_gets_the_settings(clarify_definition, base_definition):
-    arguments = _steps(clarify_definition)["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    arguments = steps_by_name(clarify_definition)["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
     assert arguments[arguments.index("--bias-config") + 1] == BIAS
     assert arguments[arguments.index("--explainability-config") + 1] == SHAP
     assert "--validation-dir" in arguments
-    base = _steps(base_definition)["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    base = steps_by_name(base_definition)["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
     assert "--bias-config" not in base and "--explainability-config" not in base
 
 
 def test_register_records_the_bias_and_explainability_reports(clarify_definition):
-    metrics = _steps(clarify_definition)["Register"]["Arguments"]["ModelMetrics"]
+    metrics = steps_by_name(clarify_definition)["Register"]["Arguments"]["ModelMetrics"]
     assert metrics["Bias"] == {
         "PreTrainingReport": _file("bias/pre_training_report.json"),
         "PostTrainingReport": _file("bias/post_training_report.json"),
@@ -108,7 +99,7 @@ def test_register_records_the_bias_and_explainability_reports(clarify_definition
 
 
 def test_register_records_the_drift_check_baselines_monitoring_reads(clarify_definition):
-    baselines = _steps(clarify_definition)["Register"]["Arguments"]["DriftCheckBaselines"]
+    baselines = steps_by_name(clarify_definition)["Register"]["Arguments"]["DriftCheckBaselines"]
     assert baselines["Bias"] == {
         "ConfigFile": _file("bias/analysis_config.json"),
         "PreTrainingConstraints": _file("bias/pre_training_constraints.json"),
@@ -123,7 +114,7 @@ def test_register_records_the_drift_check_baselines_monitoring_reads(clarify_def
 
 
 def test_the_base_definition_registers_no_bias_or_explainability(base_definition):
-    register = _steps(base_definition)["Register"]["Arguments"]
+    register = steps_by_name(base_definition)["Register"]["Arguments"]
     # The SDK writes empty Bias/Explainability blocks into ModelMetrics either way.
     for block in ("ModelMetrics", "DriftCheckBaselines"):
         assert register[block].get("Bias", {}) == {} and register[block].get("Explainability", {}) == {}

@@ -13,24 +13,14 @@ from moto import mock_aws
 
 from mlops_platform.cli import main
 from mlops_platform.cli.session import Clients
+from tests.aws_env import use_dummy_aws
 from tests.serving_cli.support import REGION, KeepsShadowVariants, World, write_config
 
 
 @pytest.fixture
 def aws_env(monkeypatch, tmp_path):
     """Dummy credentials and region; no profile, no shared config, no custom endpoint."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    use_dummy_aws(monkeypatch, tmp_path, REGION)
 
 
 @pytest.fixture

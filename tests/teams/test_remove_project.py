@@ -45,6 +45,7 @@ from mlops_platform.cli import main
 from mlops_platform.cli import remove_project as rp
 from mlops_platform.cli.core import Context
 from mlops_platform.config import load_config
+from tests.aws_env import use_dummy_aws
 from tests.moto_governance import create_release_table
 
 REGION = "eu-west-1"
@@ -547,18 +548,7 @@ def world(tmp_path_factory):
     """Every project above deployed everywhere; none is in config any more (their files were removed)."""
     root = tmp_path_factory.mktemp("remove-project")
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
-            patch.delenv(name, raising=False)
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_CONFIG_FILE": str(root / "no-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(root / "no-aws-credentials"),
-        }.items():
-            patch.setenv(name, value)
+        use_dummy_aws(patch, root, REGION)
         with mock_aws():
             log: list[str] = []
             states = {account: AccountState(account, log) for account in ACCOUNTS.values()}
